@@ -1,0 +1,96 @@
+// Package config loads mailq's TOML configuration over its embedded
+// defaults and validates it (interfaces.md "Configuration").
+package config
+
+// This file is the contract other packages code against. Loading,
+// defaults and validation live in the other files of this package.
+
+import (
+	"time"
+
+	"mailq/smtpproto"
+)
+
+// Duration is a time.Duration written in TOML as a Go duration string ("5m").
+type Duration struct{ time.Duration }
+
+// Config is the whole effective configuration.
+type Config struct {
+	DataDir        string   `toml:"data_dir"`
+	Retention      Duration `toml:"retention"`
+	Hostname       string   `toml:"hostname"`
+	MaxMessageSize int64    `toml:"max_message_size"`
+	ShutdownGrace  Duration `toml:"shutdown_grace"`
+	LogLevel       string   `toml:"log_level"`  // debug, info, warn, error; default info
+	LogFormat      string   `toml:"log_format"` // json (default) or console
+
+	Control    Control      `toml:"control"`
+	Maildrop   Maildrop     `toml:"maildrop"`
+	Delivery   Delivery     `toml:"delivery"`
+	Retry      Retry        `toml:"retry"`
+	Metrics    Metrics      `toml:"metrics"`
+	Submission []Submission `toml:"submission"`
+	Routes     []Route      `toml:"route"`
+
+	// Path is the file this was loaded from ("" = embedded defaults only).
+	Path string `toml:"-"`
+}
+
+type Control struct {
+	Socket      string `toml:"socket"`
+	SocketGroup string `toml:"socket_group"`
+}
+
+type Maildrop struct {
+	Dir          string   `toml:"dir"`
+	PollInterval Duration `toml:"poll_interval"`
+}
+
+type Delivery struct {
+	Workers               int      `toml:"workers"`
+	PerRouteConnections   int      `toml:"per_route_connections"`
+	MessagesPerConnection int      `toml:"messages_per_connection"`
+	IdleTimeout           Duration `toml:"idle_timeout"` // pooled connections idle longer are closed; default 30s
+}
+
+type Retry struct {
+	Initial      Duration `toml:"initial"`
+	Multiplier   float64  `toml:"multiplier"`
+	MaxInterval  Duration `toml:"max_interval"`
+	Jitter       float64  `toml:"jitter"`
+	MaxLifetime  Duration `toml:"max_lifetime"`
+	DelayWarning Duration `toml:"delay_warning"`
+}
+
+type Metrics struct {
+	Listen string `toml:"listen"`
+}
+
+// Submission is one [[submission]] SMTP listener.
+type Submission struct {
+	Listen        string   `toml:"listen"`
+	TLSCertFile   string   `toml:"tls.cert_file"`
+	TLSKeyFile    string   `toml:"tls.key_file"`
+	ImplicitTLS   bool     `toml:"tls.implicit"` // TLS from the first byte (port 465 style) instead of STARTTLS
+	AuthFile      string   `toml:"auth_file"`    // lines "user:hash", bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$...)
+	RequireAuth   bool     `toml:"require_auth"`
+	RequireTLS    bool     `toml:"require_tls"`
+	MaxConns      int      `toml:"max_connections"` // default 100
+	MaxRecipients int      `toml:"max_recipients"`  // default 1000
+	Timeout       Duration `toml:"timeout"`         // per command / idle; default 5m
+}
+
+// Route is one [[route]]: the SMTP settings plus its merged retry policy.
+type Route struct {
+	smtpproto.Settings
+	// RetryPolicy is [retry] merged key by key with this route's [route.retry].
+	RetryPolicy Retry `toml:"-"`
+}
+
+// Implemented in the other files:
+//
+//	func Default() *Config                        // the embedded defaults of interfaces.md
+//	func Find(flagPath string) string             // --config, then $MAILQ_CONFIG, then /etc/mailq/mailq.toml if it exists, else ""
+//	func Load(path string) (*Config, error)       // "" = embedded defaults; strict keys; validated; errors name section/route and key
+//	func (c *Config) Validate() error
+//	func (c *Config) String() string              // effective config as TOML, secrets masked (for --check-config)

@@ -1,0 +1,212 @@
+// Package queue stores mailq's messages durably in one bbolt file: bodies,
+// envelopes, per-recipient state, a schedule index by next-attempt time and
+// the attempt history.
+package queue
+
+// This file is the contract other packages code against. The implementation
+// lives in the other files of this package.
+
+import (
+	"errors"
+	"time"
+)
+
+// ID identifies a message for the life of the spool. IDs sort by arrival and
+// are never reused (they come from a persistent sequence, not from a clock).
+type ID string
+
+// RecipientState is where one recipient stands.
+type RecipientState string
+
+const (
+	Pending   RecipientState = "pending"   // not yet tried
+	Deferred  RecipientState = "deferred"  // tried, will retry
+	Delivered RecipientState = "delivered" // done: accepted by the next hop
+	Bounced   RecipientState = "bounced"   // done: failed permanently (or lifetime exceeded)
+)
+
+// Done reports whether nothing more will be done for a recipient in this state.
+func (s RecipientState) Done() bool { return s == Delivered || s == Bounced }
+
+// Status is the message-level status shown by list/show (interfaces.md "States").
+type Status string
+
+const (
+	StatusQueued   Status = "queued"
+	StatusActive   Status = "active"
+	StatusDeferred Status = "deferred"
+	StatusHeld     Status = "held"
+	StatusDone     Status = "done"
+)
+
+// Reply is one server reply: code, RFC 3463 enhanced status code, text.
+type Reply struct {
+	Code     int    `json:"code"`
+	Enhanced string `json:"enhanced"`
+	Text     string `json:"text"`
+}
+
+// RecipientSpec is a recipient as submitted.
+type RecipientSpec struct {
+	Address string `json:"address"`
+	Notify  string `json:"notify,omitempty"` // RFC 3461 NOTIFY, e.g. "FAILURE,DELAY" or "NEVER"; "" = unspecified
+	ORCPT   string `json:"orcpt,omitempty"`  // RFC 3461 ORCPT, e.g. "rfc822;a@example.com"
+}
+
+// Envelope is what is submitted alongside a body.
+type Envelope struct {
+	Sender     string          `json:"sender"` // "" is the null sender <>
+	Recipients []RecipientSpec `json:"recipients"`
+	EnvID      string          `json:"envid,omitempty"` // RFC 3461 ENVID
+	Ret        string          `json:"ret,omitempty"`   // "", "FULL" or "HDRS"
+	SMTPUTF8   bool            `json:"smtputf8,omitempty"`
+	Source     string          `json:"source,omitempty"` // intake path: "smtp", "control", "sendmail", "maildrop", "dsn"
+}
+
+// Recipient is a recipient with its delivery state.
+type Recipient struct {
+	Address     string         `json:"address"`
+	Notify      string         `json:"notify"`
+	ORCPT       string         `json:"orcpt"`
+	State       RecipientState `json:"state"`
+	Attempts    int            `json:"attempts"`
+	NextAttempt time.Time      `json:"next_attempt"` // zero when done
+	LastReply   *Reply         `json:"last_reply"`   // nil until tried
+}
+
+// StepReply is the reply to one command within an attempt.
+type StepReply struct {
+	Command string `json:"command"` // e.g. "RCPT TO:<b@example.org>"; AUTH lines are never stored
+	Reply
+}
+
+// Attempt is one delivery attempt, recorded when it starts (Lease) and
+// completed when its outcome is recorded.
+type Attempt struct {
+	Time       time.Time   `json:"time"`
+	Route      string      `json:"route"`
+	Remote     string      `json:"remote"`
+	TLS        string      `json:"tls"`
+	DurationMS int64       `json:"duration_ms"`
+	Recipients []string    `json:"recipients"`
+	Replies    []StepReply `json:"replies"`
+	Transcript []string    `json:"transcript,omitempty"`
+	// Interrupted is set when the attempt never recorded an outcome (the
+	// daemon stopped or crashed mid-delivery); it counts as a failed attempt.
+	Interrupted bool `json:"interrupted,omitempty"`
+}
+
+// Message is a stored message without its body.
+type Message struct {
+	ID          ID          `json:"id"`
+	Status      Status      `json:"status"`
+	Sender      string      `json:"sender"`
+	Size        int64       `json:"size"`
+	Arrival     time.Time   `json:"arrival"`
+	NextAttempt time.Time   `json:"next_attempt"` // earliest of the recipients still to do; zero if none
+	Held        bool        `json:"held"`
+	EnvID       string      `json:"envid"`
+	Ret         string      `json:"ret"`
+	SMTPUTF8    bool        `json:"smtputf8"`
+	Source      string      `json:"source"`
+	Recipients  []Recipient `json:"recipients"`
+	Attempts    []Attempt   `json:"attempts,omitempty"`
+	// HeldFor is the total time spent held; it extends the lifetime deadline.
+	HeldFor time.Duration `json:"held_for_ns"`
+	// DelayWarned is set once a delay warning (RFC 3464 Action: delayed) was queued.
+	DelayWarned bool      `json:"delay_warned"`
+	Finished    time.Time `json:"finished,omitzero"` // when the last recipient became done
+}
+
+// Decision is what happens to one recipient after an attempt.
+type Decision string
+
+const (
+	DecideDelivered Decision = "delivered"
+	DecideRetry     Decision = "retry"
+	DecideBounce    Decision = "bounce"
+)
+
+// Outcome is the decision for one recipient of a leased message.
+type Outcome struct {
+	Recipient string
+	Decision  Decision
+	RetryAt   time.Time // for DecideRetry
+	Reply     *Reply    // the reply that decided it (nil for connection-level failures without reply)
+	// CountsAsAttempt is false for outcomes that must not use up an attempt
+	// (e.g. a 452 too-many-recipients split); Lease already counted one.
+	// Reserved: RecordOutcome currently ignores it.
+	CountsAsAttempt bool
+}
+
+// Lease is a message handed to a worker. Lease has already recorded the
+// attempt (Attempt index AttemptIndex in Message.Attempts) and marked the
+// leased recipients in flight, so a crash looks like a failed attempt.
+type Lease struct {
+	Message      *Message
+	Recipients   []string // the recipients due now and leased; others stay as they are
+	AttemptIndex int
+	Token        uint64 // identifies this lease; RecordOutcome checks it
+}
+
+// Filter selects messages for List. Zero fields match everything.
+type Filter struct {
+	Status    Status        // "" = every status except done
+	Sender    string        // exact, case-insensitive
+	Recipient string        // exact address, or "@domain" for every recipient at that domain
+	OlderThan time.Duration // arrival earlier than now-OlderThan
+}
+
+// Stats are counts over the live queue.
+type Stats struct {
+	Queued    int `json:"queued"`
+	Active    int `json:"active"`
+	Deferred  int `json:"deferred"`
+	Held      int `json:"held"`
+	Live      int `json:"live"`
+	Done      int `json:"done"`
+	Damaged   int `json:"damaged"`
+	OldestAge time.Duration
+	// Since the store was opened, counted in recipients by RecordOutcome.
+	DeliveredTotal int64 `json:"delivered_total"`
+	BouncedTotal   int64 `json:"bounced_total"`
+	DeferredTotal  int64 `json:"deferred_total"`
+}
+
+// Options configures Open.
+type Options struct {
+	Retention time.Duration    // how long done messages stay visible; default 168h
+	Now       func() time.Time // clock; default time.Now (tests inject a fake)
+	// OnDamaged is called for each record set aside as damaged at open
+	// (id and reason); it must not block. May be nil.
+	OnDamaged func(id ID, reason error)
+}
+
+var (
+	ErrNotFound = errors.New("queue: no such message")
+	ErrClosed   = errors.New("queue: store is closed")
+	// ErrLeaseLost means RecordOutcome was called with a token that is no
+	// longer current (the message was deleted or re-leased meanwhile).
+	ErrLeaseLost = errors.New("queue: lease no longer held")
+)
+
+// The Store's methods (implemented in store.go and friends):
+//
+//	func Open(path string, opts Options) (*Store, error)     // creates file 0600; recovers in-flight leases
+//	func (s *Store) Close() error
+//	func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) // returns after fsync; group commit
+//	func (s *Store) Body(id ID) (io.ReadCloser, error)        // streams the stored body chunk by chunk
+//	func (s *Store) NextDue() (time.Time, bool)               // earliest next attempt of any non-held, non-leased message
+//	func (s *Store) Lease(now time.Time, max int) ([]Lease, error) // due messages in time order
+//	func (s *Store) RecordOutcome(l Lease, a Attempt, outcomes []Outcome) error
+//	func (s *Store) SetDelayWarned(id ID) error
+//	func (s *Store) Hold(id ID) error
+//	func (s *Store) Release(id ID) error                      // due now
+//	func (s *Store) Delete(id ID) error
+//	func (s *Store) MakeDue(id ID) error                      // retry: due now unless held
+//	func (s *Store) Flush() (int, error)                      // every deferred message due now
+//	func (s *Store) Get(id ID) (*Message, error)              // live or retained done message, with Attempts
+//	func (s *Store) List(f Filter, fn func(*Message) error) error // streams, in id order
+//	func (s *Store) Stats() (Stats, error)
+//	func (s *Store) Purge(now time.Time) (int, error)         // drops done messages older than retention
+//	func (s *Store) Changed() <-chan struct{}                 // signalled (non-blocking, cap 1) when something may have become due sooner
