@@ -1,0 +1,87 @@
+package smtpproto
+
+// This file resolves a route's secrets. Files are re-read on every call so
+// that an operator (or a token refresher) can rotate a password or OAuth2
+// access token without restarting mailq.
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// credentials are the secrets one AUTH exchange may use. They must never be
+// logged.
+type credentials struct {
+	User        string
+	Password    string
+	OAuth2Token string
+}
+
+// String keeps secrets out of logs and error messages even when a
+// credentials value is formatted by accident.
+func (c credentials) String() string {
+	return fmt.Sprintf("credentials{User:%q Password:<redacted> OAuth2Token:<redacted>}", c.User)
+}
+
+// GoString redacts like String for %#v.
+func (c credentials) GoString() string { return c.String() }
+
+// hasPasswordSource reports whether any password source (or oauth2 token file) is configured.
+func hasPasswordSource(s *Settings) bool {
+	return s.Password != "" || s.PasswordFile != "" || s.PasswordEnv != "" || s.OAuth2TokenFile != ""
+}
+
+// loadCredentials resolves password / password_file / password_env / oauth2.token_file (file re-read at each call, one trailing newline stripped). Error names the route and key.
+// The password sources are tried in the order password, password_file,
+// password_env; the first configured one wins (config validation warns
+// about a literal password and about more than one source).
+func loadCredentials(s *Settings) (credentials, error) {
+	c := credentials{User: s.User}
+	switch {
+	case s.Password != "":
+		c.Password = s.Password
+	case s.PasswordFile != "":
+		p, err := readSecretFile(s.Name, "password_file", s.PasswordFile)
+		if err != nil {
+			return credentials{}, err
+		}
+		c.Password = p
+	case s.PasswordEnv != "":
+		p, ok := os.LookupEnv(s.PasswordEnv)
+		if !ok {
+			return credentials{}, fmt.Errorf("route %q: password_env: environment variable %s is not set; export it in mailq's environment or use password_file", s.Name, s.PasswordEnv)
+		}
+		if p == "" {
+			return credentials{}, fmt.Errorf("route %q: password_env: environment variable %s is empty", s.Name, s.PasswordEnv)
+		}
+		c.Password = p
+	}
+	if s.OAuth2TokenFile != "" {
+		t, err := readSecretFile(s.Name, "oauth2.token_file", s.OAuth2TokenFile)
+		if err != nil {
+			return credentials{}, err
+		}
+		c.OAuth2Token = t
+	}
+	return c, nil
+}
+
+// readSecretFile reads a one-line secret. Exactly one trailing line ending
+// ("\n" or "\r\n") is removed because editors add one; anything else is
+// part of the secret.
+func readSecretFile(route, key, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("route %q: %s: cannot read secret: %w", route, key, err)
+	}
+	v := string(b)
+	if strings.HasSuffix(v, "\n") {
+		v = strings.TrimSuffix(v, "\n")
+		v = strings.TrimSuffix(v, "\r")
+	}
+	if v == "" {
+		return "", fmt.Errorf("route %q: %s: file %s is empty; write the secret into it", route, key, path)
+	}
+	return v, nil
+}
