@@ -1,0 +1,150 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// bodyChunkSize is the size of one stored body piece: large enough that a
+// 35 MiB message is ~560 keys, small enough that no read or write needs a
+// big contiguous buffer.
+const bodyChunkSize = 64 << 10
+
+// Enqueue stores a message and returns its id once the transaction holding
+// it has been committed and fsync'd. The body is read in chunks before the
+// transaction starts, so a slow submitter never holds up other writers.
+func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
+	if len(env.Recipients) == 0 {
+		return "", errors.New("queue: enqueue: the envelope has no recipients; give at least one")
+	}
+	for i, rc := range env.Recipients {
+		if rc.Address == "" {
+			return "", fmt.Errorf("queue: enqueue: recipient %d has an empty address", i+1)
+		}
+	}
+	chunks, size, err := readChunks(body)
+	if err != nil {
+		return "", fmt.Errorf("queue: enqueue: reading the message body failed, nothing was stored: %w", err)
+	}
+	var id ID
+	err = s.write(size, func(tx *bolt.Tx, d *delta) error {
+		msgs := tx.Bucket(bucketMsgs)
+		seq, err := msgs.NextSequence()
+		if err != nil {
+			return err
+		}
+		id = formatID(seq)
+		now := s.now()
+		r := &record{Message: Message{
+			ID:       id,
+			Sender:   env.Sender,
+			Size:     size,
+			Arrival:  now,
+			EnvID:    env.EnvID,
+			Ret:      env.Ret,
+			SMTPUTF8: env.SMTPUTF8,
+			Source:   env.Source,
+		}, Chunks: len(chunks)}
+		for _, rc := range env.Recipients {
+			r.Recipients = append(r.Recipients, Recipient{
+				Address: rc.Address, Notify: rc.Notify, ORCPT: rc.ORCPT,
+				State: Pending, NextAttempt: now,
+			})
+		}
+		bodies := tx.Bucket(bucketBodies)
+		for n, c := range chunks {
+			if err := bodies.Put(chunkKey(id, uint32(n)), c); err != nil {
+				return fmt.Errorf("queue: store body of %s: %w", id, err)
+			}
+		}
+		var arrival [8]byte
+		binary.BigEndian.PutUint64(arrival[:], uint64(now.UnixNano()))
+		if err := tx.Bucket(bucketLive).Put([]byte(id), arrival[:]); err != nil {
+			return err
+		}
+		d.signal = true
+		return save(tx, r, d)
+	})
+	if err != nil {
+		return "", fmt.Errorf("queue: enqueue: %w", err)
+	}
+	return id, nil
+}
+
+func readChunks(body io.Reader) ([][]byte, int64, error) {
+	var chunks [][]byte
+	var size int64
+	for {
+		buf := make([]byte, bodyChunkSize)
+		n, err := io.ReadFull(body, buf)
+		if n > 0 {
+			chunks = append(chunks, buf[:n:n])
+			size += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return chunks, size, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+}
+
+// Body streams the stored body of a live or retained message, one chunk
+// per short read transaction, so a reader never holds the file.
+func (s *Store) Body(id ID) (io.ReadCloser, error) {
+	var chunks int
+	err := s.view(func(tx *bolt.Tx) error {
+		r, err := load(tx, id)
+		if err != nil {
+			return err
+		}
+		chunks = r.Chunks
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &bodyReader{s: s, id: id, chunks: chunks}, nil
+}
+
+type bodyReader struct {
+	s      *Store
+	id     ID
+	chunks int
+	next   int
+	buf    []byte
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	for len(b.buf) == 0 {
+		if b.next >= b.chunks {
+			return 0, io.EOF
+		}
+		err := b.s.view(func(tx *bolt.Tx) error {
+			v := tx.Bucket(bucketBodies).Get(chunkKey(b.id, uint32(b.next)))
+			if v == nil {
+				return fmt.Errorf("queue: body of %s: chunk %d is gone (message deleted or purged while being read)", b.id, b.next)
+			}
+			b.buf = append(b.buf[:0], v...) // copy: v is only valid inside the transaction
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		b.next++
+	}
+	n := copy(p, b.buf)
+	b.buf = b.buf[n:]
+	return n, nil
+}
+
+func (b *bodyReader) Close() error {
+	b.buf = nil
+	b.next = b.chunks
+	return nil
+}

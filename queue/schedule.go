@@ -1,0 +1,185 @@
+package queue
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// NextDue returns the earliest next attempt of any message that is neither
+// held nor leased: the first key of the schedule index, O(log n).
+func (s *Store) NextDue() (time.Time, bool) {
+	var t time.Time
+	var ok bool
+	_ = s.view(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketSched).Cursor().First()
+		if k != nil {
+			ns, _ := splitTimeKey(k)
+			t, ok = time.Unix(0, ns), true
+		}
+		return nil
+	})
+	return t, ok
+}
+
+// Lease hands out up to max messages due at now, earliest first. For each it
+// marks the due recipients in flight, counts the attempt and records it as
+// interrupted before returning, all in one committed transaction: should the
+// process die during delivery, the attempt shows as failed, never as done.
+func (s *Store) Lease(now time.Time, max int) ([]Lease, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	var leases []Lease
+	err := s.write(0, func(tx *bolt.Tx, d *delta) error {
+		leases = leases[:0]
+		limit := uint64(now.UnixNano())
+		var ids []ID
+		var stale [][]byte
+		c := tx.Bucket(bucketSched).Cursor()
+		for k, _ := c.First(); k != nil && len(ids) < max; k, _ = c.Next() {
+			ns, id := splitTimeKey(k)
+			if uint64(ns) > limit {
+				break
+			}
+			if tx.Bucket(bucketMsgs).Get([]byte(id)) == nil {
+				stale = append(stale, append([]byte(nil), k...))
+				continue
+			}
+			ids = append(ids, id)
+		}
+		for _, k := range stale {
+			if err := tx.Bucket(bucketSched).Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, id := range ids {
+			r, err := load(tx, id)
+			if err != nil {
+				return err
+			}
+			var due []string
+			for i := range r.Recipients {
+				rc := &r.Recipients[i]
+				if rc.State.Done() || rc.NextAttempt.After(now) {
+					continue
+				}
+				rc.State = Deferred
+				rc.Attempts++
+				due = append(due, rc.Address)
+			}
+			if len(due) == 0 {
+				// Index said due but no recipient is: re-save to fix the index.
+				if err := save(tx, r, d); err != nil {
+					return err
+				}
+				continue
+			}
+			r.Token = s.nextToken.Add(1)
+			r.Leased = due
+			r.Attempts = append(r.Attempts, Attempt{Time: now, Recipients: due, Interrupted: true})
+			if err := save(tx, r, d); err != nil {
+				return err
+			}
+			leases = append(leases, Lease{
+				Message:      r.public(),
+				Recipients:   append([]string(nil), due...),
+				AttemptIndex: len(r.Attempts) - 1,
+				Token:        r.Token,
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: lease: %w", err)
+	}
+	return leases, nil
+}
+
+// RecordOutcome completes a lease: the attempt record replaces the one Lease
+// wrote, each recipient with an outcome moves on, and leased recipients
+// without one become due again now. A token that is no longer current
+// (message deleted, or lease recovered after a restart) gives ErrLeaseLost.
+func (s *Store) RecordOutcome(l Lease, a Attempt, outcomes []Outcome) error {
+	if l.Message == nil {
+		return fmt.Errorf("queue: record outcome: lease has no message")
+	}
+	id := l.Message.ID
+	err := s.write(0, func(tx *bolt.Tx, d *delta) error {
+		v := tx.Bucket(bucketMsgs).Get([]byte(id))
+		if v == nil {
+			return ErrLeaseLost
+		}
+		r, err := decodeRecord(id, v)
+		if err != nil {
+			return fmt.Errorf("message %s: %v", id, err)
+		}
+		if r.Token == 0 || r.Token != l.Token {
+			return ErrLeaseLost
+		}
+		if l.AttemptIndex < 0 || l.AttemptIndex >= len(r.Attempts) {
+			return fmt.Errorf("message %s: lease attempt index %d out of range (have %d attempts)", id, l.AttemptIndex, len(r.Attempts))
+		}
+		now := s.now()
+		decided := map[string]Outcome{}
+		for _, o := range outcomes {
+			if !r.isLeased(o.Recipient) {
+				return fmt.Errorf("message %s: outcome for %q, which this lease does not hold (leased: %s)",
+					id, o.Recipient, strings.Join(r.Leased, ", "))
+			}
+			switch o.Decision {
+			case DecideDelivered, DecideBounce, DecideRetry:
+			default:
+				return fmt.Errorf("message %s: outcome for %q has unknown decision %q", id, o.Recipient, o.Decision)
+			}
+			decided[o.Recipient] = o
+		}
+		a.Interrupted = false
+		r.Attempts[l.AttemptIndex] = a
+		for i := range r.Recipients {
+			rc := &r.Recipients[i]
+			if !r.isLeased(rc.Address) || rc.State.Done() {
+				continue
+			}
+			o, ok := decided[rc.Address]
+			if !ok {
+				rc.State, rc.NextAttempt = Deferred, now
+				d.signal = true
+				continue
+			}
+			if o.Reply != nil {
+				reply := *o.Reply
+				rc.LastReply = &reply
+			}
+			switch o.Decision {
+			case DecideDelivered:
+				rc.State, rc.NextAttempt = Delivered, time.Time{}
+				d.delivered++
+			case DecideBounce:
+				rc.State, rc.NextAttempt = Bounced, time.Time{}
+				d.bounced++
+			case DecideRetry:
+				rc.State, rc.NextAttempt = Deferred, o.RetryAt
+				if o.RetryAt.IsZero() {
+					rc.NextAttempt = now
+				}
+				d.deferred++
+				d.signal = true
+			}
+		}
+		r.Token, r.Leased = 0, nil
+		if r.status() == StatusDone {
+			r.Finished = now
+		}
+		return save(tx, r, d)
+	})
+	if err == ErrLeaseLost {
+		return fmt.Errorf("queue: record outcome for %s: %w", id, ErrLeaseLost)
+	}
+	if err != nil {
+		return fmt.Errorf("queue: record outcome: %w", err)
+	}
+	return nil
+}
