@@ -1,0 +1,67 @@
+// Package control serves and calls mailq's control API: HTTP+JSON over a unix socket.
+package control
+
+import "mailq/queue"
+
+// The wire protocol, shared by Server and Client. Every path is under /v1/;
+// errors are an HTTP status with an ErrorReply body.
+//
+//	GET  /v1/ping                       liveness, for sendmail's choice between socket and maildrop
+//	GET  /v1/messages?status=&from=&to=&older=   JSON Lines of queue.Message
+//	GET  /v1/messages/{id}              one queue.Message with its attempts
+//	GET  /v1/stats                      Stats
+//	POST /v1/flush                      ActionReply (Count only)
+//	POST /v1/{retry,hold,release,delete,bounce}  ActionRequest -> ActionReply
+//	POST /v1/enqueue?source=control|sendmail     one line of JSON queue.Envelope, "\n", then the raw message -> EnqueueReply
+const apiPrefix = "/v1/"
+
+// Stats is the stats command's reply; the field names are the contract of
+// interfaces.md (`stats --json`).
+type Stats struct {
+	Queued           int   `json:"queued"`
+	Active           int   `json:"active"`
+	Deferred         int   `json:"deferred"`
+	Held             int   `json:"held"`
+	Live             int   `json:"live"`
+	Done             int   `json:"done"`
+	Damaged          int   `json:"damaged"`
+	OldestAgeSeconds int64 `json:"oldest_age_seconds"`
+	DeliveredTotal   int64 `json:"delivered_total"`
+	BouncedTotal     int64 `json:"bounced_total"`
+	DeferredTotal    int64 `json:"deferred_total"`
+	MaildropFailed   int   `json:"maildrop_failed"`
+}
+
+// ActionRequest names the messages a retry/hold/release/delete/bounce acts on.
+// All is honoured by retry only.
+type ActionRequest struct {
+	IDs []queue.ID `json:"ids"`
+	All bool       `json:"all,omitempty"`
+}
+
+// ActionResult is what happened to one message; Error is empty on success.
+type ActionResult struct {
+	ID    queue.ID `json:"id"`
+	Error string   `json:"error,omitempty"`
+}
+
+// ActionReply answers an action: one result per id asked for, and Count,
+// the number of messages that were changed.
+type ActionReply struct {
+	Results []ActionResult `json:"results,omitempty"`
+	Count   int            `json:"count"`
+}
+
+// EnqueueReply is sent only once the message is durable.
+type EnqueueReply struct {
+	ID queue.ID `json:"id"`
+}
+
+// ErrorReply is the body of every non-2xx answer.
+type ErrorReply struct {
+	Error string `json:"error"`
+}
+
+// maxEnvelopeLine bounds the JSON envelope line of an enqueue request
+// (a thousand recipients with NOTIFY and ORCPT fit comfortably).
+const maxEnvelopeLine = 4 << 20

@@ -1,0 +1,206 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"mailq/queue"
+)
+
+// ErrUnreachable means the daemon could not be reached on its socket
+// (not running, wrong --socket, or no permission on the socket file).
+// mailqctl exits 3 on it; sendmail falls back to the maildrop.
+var ErrUnreachable = errors.New("mailq daemon not reachable")
+
+// APIError is a refusal or failure the daemon answered with.
+type APIError struct {
+	Status  int    // HTTP status: 400 bad request, 403 not allowed, 404 unknown id, 413 too large...
+	Message string // the daemon's explanation
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// Client calls the control API over a unix socket.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// NewClient returns a client for the daemon listening on socketPath.
+func NewClient(socketPath string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "unix", socketPath)
+			if err != nil {
+				return nil, &unreachableError{socket: socketPath, err: err}
+			}
+			return c, nil
+		},
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &Client{socket: socketPath, http: &http.Client{Transport: tr}}
+}
+
+type unreachableError struct {
+	socket string
+	err    error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("mailq daemon not reachable on %s: %v (is mailq running? is --socket or the configuration's control.socket right?)", e.socket, e.err)
+}
+func (e *unreachableError) Is(target error) bool { return target == ErrUnreachable }
+func (e *unreachableError) Unwrap() error        { return e.err }
+
+// do sends a request and decodes a 2xx JSON answer into out (when non-nil).
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) error {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("reading the daemon's answer to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// send returns a response with a 2xx status; other statuses become *APIError.
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://mailq"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ue *unreachableError
+		if errors.As(err, &ue) {
+			return nil, ue
+		}
+		return nil, fmt.Errorf("control request %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var er ErrorReply
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(data, &er) != nil || er.Error == "" {
+			er.Error = fmt.Sprintf("daemon answered %s: %s", resp.Status, strings.TrimSpace(string(data)))
+		}
+		return nil, &APIError{Status: resp.StatusCode, Message: er.Error}
+	}
+	return resp, nil
+}
+
+// Ping checks that the daemon answers and lets this user in.
+func (c *Client) Ping(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, apiPrefix+"ping", nil, nil)
+}
+
+// List streams the messages matching f to fn, in id order.
+func (c *Client) List(ctx context.Context, f queue.Filter, fn func(*queue.Message) error) error {
+	q := url.Values{}
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	set("status", string(f.Status))
+	set("from", f.Sender)
+	set("to", f.Recipient)
+	if f.OlderThan > 0 {
+		q.Set("older", f.OlderThan.String())
+	}
+	resp, err := c.send(ctx, http.MethodGet, apiPrefix+"messages?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	for sc.Scan() {
+		var m queue.Message
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return fmt.Errorf("reading the message list: %w", err)
+		}
+		if err := fn(&m); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading the message list: %w", err)
+	}
+	if msg := resp.Trailer.Get(listErrorTrailer); msg != "" {
+		return &APIError{Status: http.StatusInternalServerError, Message: "the list is incomplete: " + msg}
+	}
+	return nil
+}
+
+// Show returns one message with its attempts.
+func (c *Client) Show(ctx context.Context, id queue.ID) (*queue.Message, error) {
+	var m queue.Message
+	if err := c.do(ctx, http.MethodGet, apiPrefix+"messages/"+url.PathEscape(string(id)), nil, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Stats returns the queue's counters.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	err := c.do(ctx, http.MethodGet, apiPrefix+"stats", nil, &st)
+	return st, err
+}
+
+// Flush makes every deferred message due now and returns how many.
+func (c *Client) Flush(ctx context.Context) (int, error) {
+	var r ActionReply
+	err := c.do(ctx, http.MethodPost, apiPrefix+"flush", nil, &r)
+	return r.Count, err
+}
+
+// Action runs retry, hold, release, delete or bounce on ids (all: retry
+// every live message). Per-id failures are in the reply, not the error.
+func (c *Client) Action(ctx context.Context, command string, ids []queue.ID, all bool) (ActionReply, error) {
+	var r ActionReply
+	data, err := json.Marshal(ActionRequest{IDs: ids, All: all})
+	if err != nil {
+		return r, err
+	}
+	err = c.do(ctx, http.MethodPost, apiPrefix+url.PathEscape(command), bytes.NewReader(data), &r)
+	return r, err
+}
+
+// Enqueue streams a message to the daemon; the id comes back only once the
+// message is durable. source is "control" or "sendmail".
+func (c *Client) Enqueue(ctx context.Context, env queue.Envelope, body io.Reader, source string) (queue.ID, error) {
+	line, err := json.Marshal(env)
+	if err != nil {
+		return "", err
+	}
+	line = append(line, '\n')
+	var r EnqueueReply
+	path := apiPrefix + "enqueue?source=" + url.QueryEscape(source)
+	if err := c.do(ctx, http.MethodPost, path, io.MultiReader(bytes.NewReader(line), body), &r); err != nil {
+		return "", err
+	}
+	if r.ID == "" {
+		return "", errors.New("the daemon answered enqueue without an id")
+	}
+	return r.ID, nil
+}

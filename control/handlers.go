@@ -1,0 +1,298 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"mailq/intake"
+	"mailq/metrics"
+	"mailq/queue"
+)
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	})
+	s.mux.HandleFunc("GET /v1/messages", s.handleList)
+	s.mux.HandleFunc("GET /v1/messages/{id}", s.handleShow)
+	s.mux.HandleFunc("GET /v1/stats", s.handleStats)
+	s.mux.HandleFunc("POST /v1/flush", s.handleFlush)
+	s.mux.HandleFunc("POST /v1/retry", s.action("retry", s.retryOne))
+	s.mux.HandleFunc("POST /v1/hold", s.action("hold", s.storeOp(func(id queue.ID) error { return s.opts.Store.Hold(id) })))
+	s.mux.HandleFunc("POST /v1/release", s.action("release", s.storeOp(func(id queue.ID) error { return s.opts.Store.Release(id) })))
+	s.mux.HandleFunc("POST /v1/delete", s.action("delete", s.storeOp(func(id queue.ID) error { return s.opts.Store.Delete(id) })))
+	s.mux.HandleFunc("POST /v1/bounce", s.action("bounce", s.bounceOne))
+	s.mux.HandleFunc("POST /v1/enqueue", s.handleEnqueue)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such control API endpoint: %s %s (is mailqctl newer than the daemon?)", r.Method, r.URL.Path))
+	})
+}
+
+// listErrorTrailer carries an error that happened after a list stream began.
+const listErrorTrailer = "Mailq-Error"
+
+var validStatus = map[queue.Status]bool{"": true, queue.StatusQueued: true, queue.StatusActive: true,
+	queue.StatusDeferred: true, queue.StatusHeld: true, queue.StatusDone: true}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := queue.Filter{Status: queue.Status(q.Get("status")), Sender: q.Get("from"), Recipient: q.Get("to")}
+	if !validStatus[f.Status] {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown status %q: use queued, deferred, held, active or done", f.Status))
+		return
+	}
+	if v := q.Get("older"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("bad --older %q: want a duration such as 30m or 2h", v))
+			return
+		}
+		f.OlderThan = d
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Trailer", listErrorTrailer)
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	n := 0
+	err := s.opts.Store.List(f, func(m *queue.Message) error {
+		m.Attempts = nil // list shows messages; show shows attempts
+		if err := enc.Encode(m); err != nil {
+			return err
+		}
+		if n++; n%64 == 0 {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			http.NewResponseController(w).Flush()
+		}
+		return r.Context().Err()
+	})
+	bw.Flush()
+	if err != nil {
+		s.opts.Logger.Warn().Err(err).Msg("control list stopped early")
+		w.Header().Set(listErrorTrailer, oneLine(err.Error()))
+	}
+}
+
+func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
+	id := queue.ID(r.PathValue("id"))
+	m, err := s.opts.Store.Get(id)
+	if err != nil {
+		s.writeStoreError(w, id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	st, err := s.opts.Store.Stats()
+	if err != nil {
+		s.writeStoreError(w, "", err)
+		return
+	}
+	out := Stats{
+		Queued: st.Queued, Active: st.Active, Deferred: st.Deferred, Held: st.Held, Live: st.Live,
+		Done: st.Done, Damaged: st.Damaged, OldestAgeSeconds: int64(st.OldestAge / time.Second),
+		DeliveredTotal: st.DeliveredTotal, BouncedTotal: st.BouncedTotal, DeferredTotal: st.DeferredTotal,
+	}
+	if s.opts.MaildropFailed != nil {
+		out.MaildropFailed = s.opts.MaildropFailed()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleFlush(w http.ResponseWriter, r *http.Request) {
+	n, err := s.opts.Store.Flush()
+	if err != nil {
+		s.writeStoreError(w, "", err)
+		return
+	}
+	s.opts.Logger.Info().Int("messages", n).Msg("control: flush")
+	writeJSON(w, http.StatusOK, ActionReply{Count: n})
+}
+
+// action serves one of the per-id commands: each id gets its own result,
+// so one unknown id does not stop the others.
+func (s *Server) action(name string, op func(context.Context, queue.ID) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if name == "bounce" && s.opts.Bounce == nil {
+			writeError(w, http.StatusNotImplemented, "bounce is not available: this daemon has no delivery engine wired to the control API")
+			return
+		}
+		var req ActionRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxEnvelopeLine)).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, "bad request body: "+err.Error())
+			return
+		}
+		if req.All {
+			if name != "retry" {
+				writeError(w, http.StatusBadRequest, name+" does not take --all")
+				return
+			}
+			ids, err := s.liveIDs()
+			if err != nil {
+				s.writeStoreError(w, "", err)
+				return
+			}
+			req.IDs = ids
+		} else if len(req.IDs) == 0 {
+			writeError(w, http.StatusBadRequest, name+": no message ids given")
+			return
+		}
+		reply := ActionReply{Results: make([]ActionResult, 0, len(req.IDs))}
+		for _, id := range req.IDs {
+			res := ActionResult{ID: id}
+			if err := op(r.Context(), id); err != nil {
+				res.Error = describeStoreError(id, err)
+			} else {
+				reply.Count++
+			}
+			reply.Results = append(reply.Results, res)
+		}
+		s.opts.Logger.Info().Str("command", name).Int("asked", len(req.IDs)).Int("done", reply.Count).Msg("control: " + name)
+		writeJSON(w, http.StatusOK, reply)
+	}
+}
+
+func (s *Server) storeOp(op func(queue.ID) error) func(context.Context, queue.ID) error {
+	return func(_ context.Context, id queue.ID) error { return op(id) }
+}
+
+func (s *Server) retryOne(_ context.Context, id queue.ID) error { return s.opts.Store.MakeDue(id) }
+
+func (s *Server) bounceOne(ctx context.Context, id queue.ID) error {
+	if s.opts.Bounce == nil {
+		return errors.New("bounce is not available")
+	}
+	return s.opts.Bounce(ctx, id)
+}
+
+// liveIDs lists every message not done, for retry --all.
+func (s *Server) liveIDs() ([]queue.ID, error) {
+	var ids []queue.ID
+	err := s.opts.Store.List(queue.Filter{}, func(m *queue.Message) error {
+		ids = append(ids, m.ID)
+		return nil
+	})
+	return ids, err
+}
+
+// handleEnqueue takes the envelope line and streams the message into the
+// store; the id is sent only after Store.Enqueue returned, i.e. after fsync.
+func (s *Server) handleEnqueue(w http.ResponseWriter, r *http.Request) {
+	source := r.URL.Query().Get("source")
+	switch source {
+	case "":
+		source = "control"
+	case "control", "sendmail":
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown source %q: use control or sendmail", source))
+		return
+	}
+	br := bufio.NewReaderSize(r.Body, 64<<10)
+	line, err := readLine(br, maxEnvelopeLine)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading the envelope line: "+err.Error())
+		return
+	}
+	var env queue.Envelope
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&env); err != nil {
+		writeError(w, http.StatusBadRequest, "bad envelope: "+err.Error())
+		return
+	}
+	env.Source = source
+	if err := intake.ValidateEnvelope(&env); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	peer, _ := peerOf(r.Context())
+	received := intake.Received(fmt.Sprintf("local (uid %d)", peer.UID), s.opts.Hostname, source, "", s.opts.Now())
+	body := io.Reader(br)
+	if s.opts.MaxMessageSize > 0 {
+		body = intake.LimitBody(br, s.opts.MaxMessageSize)
+	}
+	id, err := s.opts.Store.Enqueue(env, io.MultiReader(strings.NewReader(received), body))
+	if err != nil {
+		if errors.Is(err, intake.ErrTooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("message refused: larger than max_message_size (%d bytes)", s.opts.MaxMessageSize))
+			return
+		}
+		s.opts.Logger.Error().Err(err).Str("source", source).Msg("control enqueue failed")
+		writeError(w, http.StatusInternalServerError, "message not stored: "+err.Error())
+		return
+	}
+	metrics.Enqueued.WithLabelValues(source).Inc()
+	s.opts.Logger.Info().Str("id", string(id)).Str("source", source).Str("sender", env.Sender).
+		Int("recipients", len(env.Recipients)).Uint32("uid", peer.UID).Msg("enqueued")
+	writeJSON(w, http.StatusOK, EnqueueReply{ID: id})
+}
+
+// readLine reads up to and excluding '\n', refusing lines longer than max.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > max {
+			return nil, fmt.Errorf("longer than %d bytes", max)
+		}
+		switch {
+		case err == nil:
+			return bytes.TrimRight(line, "\r\n"), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			return nil, errors.New("the request ended before the envelope line did")
+		default:
+			return nil, err
+		}
+	}
+}
+
+func describeStoreError(id queue.ID, err error) string {
+	if errors.Is(err, queue.ErrNotFound) {
+		return fmt.Sprintf("no such message: %s", id)
+	}
+	return err.Error()
+}
+
+func (s *Server) writeStoreError(w http.ResponseWriter, id queue.ID, err error) {
+	switch {
+	case errors.Is(err, queue.ErrNotFound):
+		writeError(w, http.StatusNotFound, describeStoreError(id, err))
+	case errors.Is(err, queue.ErrClosed):
+		writeError(w, http.StatusServiceUnavailable, "the queue is closed: the daemon is shutting down")
+	default:
+		s.opts.Logger.Error().Err(err).Msg("control: store error")
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, ErrorReply{Error: msg})
+}
+
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+}
