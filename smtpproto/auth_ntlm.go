@@ -217,7 +217,8 @@ func putSecBuf(b []byte, n, off int) {
 // ntlmTimestamp is t in 100-ns ticks since 1601-01-01 UTC ([MS-DTYP] FILETIME).
 func ntlmTimestamp(t time.Time) uint64 {
 	const epochDelta = 116444736000000000 // 1601 → 1970 in 100 ns ticks
-	return uint64(t.UnixNano()/100) + epochDelta
+	// Not t.UnixNano(): it is undefined before 1678.
+	return uint64(t.Unix()*10_000_000 + int64(t.Nanosecond()/100) + epochDelta)
 }
 
 func utf16LE(s string) []byte {
