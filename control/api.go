@@ -65,3 +65,11 @@ type ErrorReply struct {
 // maxEnvelopeLine bounds the JSON envelope line of an enqueue request
 // (a thousand recipients with NOTIFY and ORCPT fit comfortably).
 const maxEnvelopeLine = 4 << 20
+
+// ShowReply is show's answer: the message with its attempts, plus a summary
+// of its header (From, To, Cc, Subject, Date, Message-ID) when the body
+// could be read.
+type ShowReply struct {
+	*queue.Message
+	Headers map[string]string `json:"headers,omitempty"`
+}

@@ -151,13 +151,13 @@ func (c *Client) List(ctx context.Context, f queue.Filter, fn func(*queue.Messag
 	return nil
 }
 
-// Show returns one message with its attempts.
-func (c *Client) Show(ctx context.Context, id queue.ID) (*queue.Message, error) {
-	var m queue.Message
-	if err := c.do(ctx, http.MethodGet, apiPrefix+"messages/"+url.PathEscape(string(id)), nil, &m); err != nil {
+// Show returns one message with its attempts and header summary.
+func (c *Client) Show(ctx context.Context, id queue.ID) (*ShowReply, error) {
+	r := &ShowReply{Message: &queue.Message{}}
+	if err := c.do(ctx, http.MethodGet, apiPrefix+"messages/"+url.PathEscape(string(id)), nil, r); err != nil {
 		return nil, err
 	}
-	return &m, nil
+	return r, nil
 }
 
 // Stats returns the queue's counters.

@@ -89,7 +89,7 @@ func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, id, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, m)
+	writeJSON(w, http.StatusOK, ShowReply{Message: m, Headers: s.headerSummary(id)})
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
