@@ -1,0 +1,111 @@
+package config
+
+import (
+	"context"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"mailq/smtpproto"
+)
+
+// Defaults for the per-listener keys of [[submission]] (config/api.go).
+const (
+	DefaultSubmissionMaxConns      = 100
+	DefaultSubmissionMaxRecipients = 1000
+	DefaultSubmissionTimeout       = 5 * time.Minute
+)
+
+// DefaultRetry is the global [retry] table of interfaces.md.
+func DefaultRetry() Retry {
+	return Retry{
+		Initial:      D(5 * time.Minute),
+		Multiplier:   2.0,
+		MaxInterval:  D(time.Hour),
+		Jitter:       0.1,
+		MaxLifetime:  D(120 * time.Hour),
+		DelayWarning: D(4 * time.Hour),
+	}
+}
+
+// DefaultSubmission is one listener with every default filled in.
+func DefaultSubmission(listen string) Submission {
+	return Submission{
+		Listen:        listen,
+		MaxConns:      DefaultSubmissionMaxConns,
+		MaxRecipients: DefaultSubmissionMaxRecipients,
+		Timeout:       D(DefaultSubmissionTimeout),
+	}
+}
+
+// Default returns the embedded defaults of interfaces.md: everything lives
+// under ./mailq-data/, one submission listener on 127.0.0.1:2525 and one
+// route "*" to localhost:25. Each call returns a fresh copy.
+func Default() *Config {
+	retry := DefaultRetry()
+	return &Config{
+		DataDir:        "./mailq-data",
+		Retention:      D(168 * time.Hour),
+		Hostname:       defaultHostname(),
+		MaxMessageSize: 36700160,
+		ShutdownGrace:  D(30 * time.Second),
+		LogLevel:       "info",
+		LogFormat:      "json",
+		Control: Control{
+			Socket:      "./mailq-data/control.sock",
+			SocketGroup: "mailq",
+		},
+		Maildrop: Maildrop{
+			Dir:          "./mailq-data/maildrop",
+			PollInterval: D(2 * time.Second),
+		},
+		Delivery: Delivery{
+			Workers:               32,
+			PerRouteConnections:   8,
+			MessagesPerConnection: 100,
+			IdleTimeout:           D(30 * time.Second),
+		},
+		Retry:      retry,
+		Submission: []Submission{DefaultSubmission("127.0.0.1:2525")},
+		Routes: []Route{{
+			Settings: smtpproto.Settings{
+				Name:    "default",
+				Domains: []string{"*"},
+				Host:    "localhost",
+				Port:    25,
+			},
+			RetryPolicy: retry,
+		}},
+	}
+}
+
+var (
+	hostnameOnce  sync.Once
+	hostnameValue string
+)
+
+// defaultHostname is the machine's name, made fully qualified when the
+// resolver knows a longer name for it (RFC 5321 §4.1.1.1 wants the FQDN in
+// EHLO). It is computed once: a resolver that is slow must not slow every Load.
+func defaultHostname() string {
+	hostnameOnce.Do(func() {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		hostnameValue = h
+		if strings.Contains(h, ".") {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		if cname, err := net.DefaultResolver.LookupCNAME(ctx, h); err == nil {
+			if c := strings.TrimSuffix(cname, "."); strings.Contains(c, ".") {
+				hostnameValue = c
+			}
+		}
+	})
+	return hostnameValue
+}
