@@ -101,7 +101,11 @@ func (s *Store) recover() ([]damage, error) {
 			}
 		}
 		found = bad
-		d.damaged = damagedBucket.Stats().KeyN
+		// Counted by walking: Bucket.Stats does not see this transaction's puts.
+		c := damagedBucket.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			d.damaged++
+		}
 		return nil
 	})
 	if err != nil {
