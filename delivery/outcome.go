@@ -1,0 +1,258 @@
+package delivery
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"mailq/metrics"
+	"mailq/policy"
+	"mailq/queue"
+	"mailq/smtpproto"
+)
+
+// decided is one recipient's final decision with what it came from.
+type decided struct {
+	rcpt     queue.Recipient
+	decision policy.Decision
+	res      *partResult
+}
+
+// OperatorBounceStatus and OperatorBounceText are what `mailqctl bounce`
+// puts in the DSN (RFC 3463 X.0.0: other undefined status).
+const (
+	OperatorBounceStatus = "5.0.0"
+	OperatorBounceText   = "bounced by operator"
+)
+
+// complete turns every part's result into per-recipient outcomes: it
+// schedules retries, queues notices, records the outcome in the store, then
+// logs and counts each recipient.
+func (e *Engine) complete(run *leaseRun) {
+	l := run.lease
+	m := l.Message
+	now := e.opts.Now()
+	byAddr := make(map[string]queue.Recipient, len(m.Recipients))
+	for _, rc := range m.Recipients {
+		byAddr[rc.Address] = rc
+	}
+
+	var all []decided
+	for i := range run.results {
+		res := &run.results[i]
+		for _, d := range res.decisions {
+			rc := byAddr[d.Recipient]
+			if d.Action == policy.Retry && res.route != nil {
+				deadline := policy.Deadline(m.Arrival, m.HeldFor, res.route.Retry)
+				d = policy.Schedule([]policy.Decision{d}, max(rc.Attempts, 1), now, deadline, res.route.Retry, e.opts.Rand)[0]
+			}
+			all = append(all, decided{rcpt: rc, decision: d, res: res})
+		}
+	}
+
+	// Notices are queued before the outcome is recorded: a crash in between
+	// then repeats the attempt (and may repeat a notice), but never loses
+	// one (interfaces.md: nothing acknowledged may be lost).
+	e.queueFailureNotice(m, all, now)
+	warned := e.queueDelayWarning(m, all, now)
+
+	outcomes := make([]queue.Outcome, 0, len(all))
+	for _, dc := range all {
+		outcomes = append(outcomes, toOutcome(dc.decision))
+	}
+	attempt := attemptRecord(l, run.results, m.Attempts)
+	if err := e.store.RecordOutcome(l, attempt, outcomes); err != nil {
+		lvl := e.log.Error()
+		if errors.Is(err, queue.ErrLeaseLost) {
+			// Deleted or bounced by the operator meanwhile: nothing to keep.
+			lvl = e.log.Warn()
+		}
+		lvl.Err(err).Str("queue_id", string(m.ID)).Msg("cannot record the delivery outcome; the attempt stays recorded as interrupted and the recipients are retried")
+	}
+	if warned {
+		if err := e.store.SetDelayWarned(m.ID); err != nil && !errors.Is(err, queue.ErrNotFound) {
+			e.log.Error().Err(err).Str("queue_id", string(m.ID)).Msg("cannot mark the delay warning as sent; a second warning may follow")
+		}
+	}
+	for _, dc := range all {
+		e.logOutcome(m, dc, now)
+		e.count(dc)
+	}
+	e.bounceRecorded(m.ID)
+	for _, r := range run.results {
+		if r.route != nil && r.duration > 0 {
+			metrics.AttemptDuration.WithLabelValues(r.route.Name()).Observe(r.duration.Seconds())
+		}
+	}
+}
+
+// toOutcome converts a policy decision into the queue's outcome.
+func toOutcome(d policy.Decision) queue.Outcome {
+	o := queue.Outcome{Recipient: d.Recipient, RetryAt: d.RetryAt, CountsAsAttempt: true}
+	switch d.Action {
+	case policy.Deliver:
+		o.Decision = queue.DecideDelivered
+	case policy.Bounce:
+		o.Decision = queue.DecideBounce
+	default:
+		o.Decision = queue.DecideRetry
+	}
+	if d.Reply != nil {
+		o.Reply = &queue.Reply{Code: d.Reply.Code, Enhanced: d.Reply.Enhanced, Text: d.Reply.Text}
+	} else if d.Diagnostic != "" {
+		// Keep what happened visible in last_reply even without a server
+		// reply (connection refused, timeout, no route).
+		o.Reply = &queue.Reply{Enhanced: d.Status, Text: d.Diagnostic}
+	}
+	return o
+}
+
+// attemptRecord merges the parts of one lease into the attempt record.
+// Parts of different routes ran at the same time, so the duration is the
+// longest one; route, remote and TLS list each part's value.
+func attemptRecord(l queue.Lease, results []partResult, history []queue.Attempt) queue.Attempt {
+	a := queue.Attempt{Recipients: append([]string(nil), l.Recipients...)}
+	if l.AttemptIndex >= 0 && l.AttemptIndex < len(history) {
+		a.Time = history[l.AttemptIndex].Time
+	}
+	var routes, remotes, tlss []string
+	for _, r := range results {
+		if a.Time.IsZero() || (!r.start.IsZero() && r.start.Before(a.Time)) {
+			a.Time = r.start
+		}
+		if r.route != nil {
+			routes = appendUnique(routes, r.route.Name())
+		}
+		remotes = appendUnique(remotes, r.remote)
+		tlss = appendUnique(tlss, r.tls)
+		a.DurationMS = max(a.DurationMS, r.duration.Milliseconds())
+		a.Replies = append(a.Replies, r.steps...)
+		a.Replies = append(a.Replies, finalReplies(r)...)
+		a.Transcript = append(a.Transcript, r.transcript...)
+	}
+	a.Route = strings.Join(routes, ",")
+	a.Remote = strings.Join(remotes, ",")
+	a.TLS = strings.Join(tlss, ",")
+	return a
+}
+
+func appendUnique(list []string, v string) []string {
+	if v == "" {
+		return list
+	}
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
+
+// stepsOf copies smtpproto's per-command replies into the history.
+func stepsOf(res *smtpproto.Result) []queue.StepReply {
+	steps := make([]queue.StepReply, 0, len(res.Steps))
+	for _, s := range res.Steps {
+		steps = append(steps, queue.StepReply{Command: s.Command, Reply: queue.Reply{Code: s.Reply.Code, Enhanced: s.Reply.Enhanced, Text: s.Reply.Text}})
+	}
+	return steps
+}
+
+// stepsOfDialError records the reply a failed Dial got, if any (greeting,
+// EHLO, STARTTLS or AUTH refusal), so `show` has it.
+func stepsOfDialError(err error) []queue.StepReply {
+	var pe *smtpproto.ProtocolError
+	var te *smtpproto.TLSError
+	var ae *smtpproto.AuthError
+	switch {
+	case errors.As(err, &pe) && pe.Reply != nil:
+		cmd := pe.Command
+		if cmd == "" {
+			cmd = "(greeting)"
+		}
+		return []queue.StepReply{{Command: cmd, Reply: queue.Reply(*pe.Reply)}}
+	case errors.As(err, &te) && te.Reply != nil:
+		return []queue.StepReply{{Command: "STARTTLS", Reply: queue.Reply(*te.Reply)}}
+	case errors.As(err, &ae) && ae.Reply != nil:
+		// The AUTH command line is never stored: it may carry credentials.
+		return []queue.StepReply{{Command: "AUTH " + ae.Mechanism, Reply: queue.Reply(*ae.Reply)}}
+	}
+	return nil
+}
+
+// finalReplies adds each recipient's deciding reply to the history, once
+// per distinct reply (one end-of-data reply decides every recipient of a
+// transaction).
+func finalReplies(r partResult) []queue.StepReply {
+	var out []queue.StepReply
+	seen := make(map[string]bool)
+	for _, s := range r.steps {
+		seen[fmt.Sprint(s.Reply)] = true
+	}
+	for _, d := range r.decisions {
+		if d.Reply == nil {
+			continue
+		}
+		rep := queue.Reply{Code: d.Reply.Code, Enhanced: d.Reply.Enhanced, Text: d.Reply.Text}
+		key := fmt.Sprint(rep)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, queue.StepReply{Command: "final reply for <" + d.Recipient + ">", Reply: rep})
+	}
+	return out
+}
+
+// noRouteResult bounces recipients whose domain no route serves.
+func noRouteResult(rcpts []queue.Recipient, now time.Time) partResult {
+	res := partResult{start: now}
+	for _, rc := range rcpts {
+		res.decisions = append(res.decisions, policy.Decision{
+			Recipient:  rc.Address,
+			Action:     policy.Bounce,
+			Status:     NoRouteStatus,
+			Diagnostic: fmt.Sprintf("no route for domain %q: no route lists it and there is no \"*\" route", domainOf(rc.Address)),
+		})
+	}
+	return res
+}
+
+// operatorBounceResult bounces every leased recipient (`mailqctl bounce`).
+func operatorBounceResult(l queue.Lease, now time.Time) partResult {
+	res := partResult{start: now}
+	for _, a := range l.Recipients {
+		res.decisions = append(res.decisions, policy.Decision{
+			Recipient: a, Action: policy.Bounce, Status: OperatorBounceStatus, Diagnostic: OperatorBounceText,
+		})
+	}
+	return res
+}
+
+// interruptedResult is for a part cut off by shutdown before it started:
+// no decision, so RecordOutcome makes its recipients due again at once.
+func interruptedResult(p *part, now time.Time) partResult {
+	return partResult{route: p.route, start: now}
+}
+
+// count updates the Prometheus collectors for one recipient outcome.
+func (e *Engine) count(dc decided) {
+	route := "none"
+	if dc.res.route != nil {
+		route = dc.res.route.Name()
+	}
+	d := dc.decision
+	switch d.Action {
+	case policy.Deliver:
+		metrics.Deliveries.WithLabelValues(route).Inc()
+	case policy.Bounce:
+		metrics.Bounces.WithLabelValues(route).Inc()
+	default:
+		metrics.Deferrals.WithLabelValues(route).Inc()
+	}
+	class := "none"
+	if d.Status != "" {
+		class = d.Status[:1]
+	}
+	metrics.StatusClass.WithLabelValues(route, string(d.Action), class).Inc()
+}

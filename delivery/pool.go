@@ -1,0 +1,156 @@
+package delivery
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"mailq/metrics"
+	"mailq/smtpproto"
+)
+
+// routePool keeps the SMTP connections of one route and the parts waiting
+// for them. The engine's scheduler never lets more than limit parts of a
+// route run at once, and a running part holds at most one connection, so a
+// route never has more than limit connections open (idle ones included:
+// a part dials only when no idle connection is left).
+type routePool struct {
+	route       *Route
+	name        string
+	limit       int
+	maxUses     int
+	idleTimeout time.Duration
+	dialOpts    smtpproto.DialOptions
+
+	// Guarded by Engine.mu: the parts queued for this route and how many run.
+	queue  []*part
+	active int
+
+	mu      sync.Mutex // guards what follows
+	idle    []*pooledConn
+	open    int
+	retired bool
+}
+
+type pooledConn struct {
+	conn  *smtpproto.Conn
+	uses  int         // messages sent over it
+	timer *time.Timer // closes it when idle too long; nil while in use
+}
+
+func (e *Engine) newPool(r *Route) *routePool {
+	return &routePool{
+		route:       r,
+		name:        r.Name(),
+		limit:       e.opts.PerRouteConnections,
+		maxUses:     e.opts.MessagesPerConnection,
+		idleTimeout: e.opts.IdleTimeout,
+		dialOpts:    e.opts.DialOptions,
+	}
+}
+
+// get returns a live connection: the most recently used idle one that
+// passes the liveness probe (RFC 5321 §4.1.1.9 NOOP, or RSET with
+// userset), else a new one.
+func (p *routePool) get(ctx context.Context) (*pooledConn, error) {
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.open++
+			p.mu.Unlock()
+			break
+		}
+		pc := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		pc.timer.Stop()
+		pc.timer = nil
+		p.mu.Unlock()
+		if pc.conn.Probe(ctx) {
+			return pc, nil
+		}
+		p.discard(pc)
+	}
+	conn, err := smtpproto.Dial(ctx, &p.route.Settings, p.dialOpts)
+	if err != nil {
+		p.mu.Lock()
+		p.open--
+		p.mu.Unlock()
+		return nil, err
+	}
+	metrics.ConnectionsOpen.WithLabelValues(p.name).Inc()
+	return &pooledConn{conn: conn}, nil
+}
+
+// put hands a connection back after a message. reusable is false after a
+// connection-level failure (the Conn is unusable then).
+func (p *routePool) put(pc *pooledConn, reusable bool) {
+	pc.uses++
+	if !reusable || pc.uses >= p.maxUses {
+		p.discard(pc)
+		return
+	}
+	// RSET between messages so the next transaction starts clean.
+	if err := pc.conn.Reset(); err != nil {
+		p.discard(pc)
+		return
+	}
+	p.mu.Lock()
+	if p.retired {
+		p.mu.Unlock()
+		p.discard(pc)
+		return
+	}
+	pc.timer = time.AfterFunc(p.idleTimeout, func() { p.expire(pc) })
+	p.idle = append(p.idle, pc)
+	p.mu.Unlock()
+}
+
+// expire closes pc if it is still idle.
+func (p *routePool) expire(pc *pooledConn) {
+	p.mu.Lock()
+	for i, c := range p.idle {
+		if c == pc {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			p.mu.Unlock()
+			p.discard(pc)
+			return
+		}
+	}
+	p.mu.Unlock()
+}
+
+// discard closes pc (QUIT per the route's quitwait) and forgets it.
+func (p *routePool) discard(pc *pooledConn) {
+	_ = pc.conn.Close()
+	p.mu.Lock()
+	p.open--
+	p.mu.Unlock()
+	metrics.ConnectionsOpen.WithLabelValues(p.name).Dec()
+}
+
+// retire closes the idle connections and makes put close the others when
+// they come back: the route was removed or changed, or the engine stops.
+func (p *routePool) retire() {
+	p.mu.Lock()
+	p.retired = true
+	idle := p.idle
+	p.idle = nil
+	for _, pc := range idle {
+		pc.timer.Stop()
+	}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, pc := range idle {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.discard(pc) }()
+	}
+	wg.Wait()
+}
+
+// openConns reports how many connections are open (tests).
+func (p *routePool) openConns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.open
+}

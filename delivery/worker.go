@@ -1,0 +1,228 @@
+package delivery
+
+import (
+	"context"
+	"io"
+	"sync"
+	"time"
+
+	"mailq/policy"
+	"mailq/queue"
+	"mailq/smtpproto"
+)
+
+// leaseRun is one leased message on its way through delivery: one part per
+// route its leased recipients map to. The last part to finish records the
+// outcome of all of them in one RecordOutcome, so the attempt Lease wrote
+// is completed exactly once.
+type leaseRun struct {
+	lease queue.Lease
+
+	mu      sync.Mutex
+	left    int
+	results []partResult
+}
+
+// part is the recipients of one leased message that share a route: they go
+// in one SMTP transaction (interfaces.md "Delivery promises").
+type part struct {
+	run        *leaseRun
+	route      *Route
+	pool       *routePool
+	recipients []queue.Recipient
+}
+
+// partResult is what one part's attempt produced.
+type partResult struct {
+	route      *Route // nil for recipients no route serves
+	remote     string
+	tls        string
+	start      time.Time
+	duration   time.Duration
+	decisions  []policy.Decision
+	steps      []queue.StepReply
+	transcript []string
+	// nextHopDSN is whether the server advertised DSN (RFC 3461): then it
+	// takes over NOTIFY=SUCCESS and mailq sends no "relayed" notice.
+	nextHopDSN bool
+}
+
+// start splits a fresh lease into parts per route and queues them. Leased
+// recipients no route serves are decided at once (NoRouteStatus).
+func (e *Engine) start(ctx context.Context, l queue.Lease) {
+	run := &leaseRun{lease: l}
+	e.runs.Add(1)
+	if e.takeBounceRequest(l.Message.ID) {
+		run.left = 1
+		run.finishPart(e, nil, operatorBounceResult(l, e.opts.Now()))
+		return
+	}
+	leased := make(map[string]bool, len(l.Recipients))
+	for _, a := range l.Recipients {
+		leased[a] = true
+	}
+	e.mu.Lock()
+	rt := e.router
+	pools := e.pools
+	e.mu.Unlock()
+	byRoute := make(map[*Route]*part)
+	var order []*part
+	var unrouted []queue.Recipient
+	for _, rc := range l.Message.Recipients {
+		if !leased[rc.Address] {
+			continue
+		}
+		delete(leased, rc.Address) // a duplicate address goes once
+		r := rt.lookup(rc.Address)
+		if r == nil {
+			unrouted = append(unrouted, rc)
+			continue
+		}
+		p, ok := byRoute[r]
+		if !ok {
+			p = &part{run: run, route: r, pool: pools[r.Name()]}
+			byRoute[r] = p
+			order = append(order, p)
+		}
+		p.recipients = append(p.recipients, rc)
+	}
+	run.left = len(order)
+	if len(unrouted) > 0 {
+		run.left++
+	}
+	if run.left == 0 {
+		// Nothing leased matched the message (cannot happen with a
+		// consistent store); complete the lease so nothing stays in flight.
+		run.left = 1
+		run.finishPart(e, nil, partResult{start: e.opts.Now()})
+		return
+	}
+	if len(unrouted) > 0 {
+		run.finishPart(e, nil, noRouteResult(unrouted, e.opts.Now()))
+	}
+	for _, p := range order {
+		e.enqueuePart(ctx, p)
+	}
+}
+
+// runPart is a worker: it delivers one part and hands back its slot.
+func (e *Engine) runPart(ctx context.Context, p *part) {
+	res := e.deliver(ctx, p)
+	p.run.finishPart(e, p, res)
+	e.partFinished(ctx, p)
+}
+
+// finishPart stores a part's result; the last one records the lease.
+func (run *leaseRun) finishPart(e *Engine, p *part, res partResult) {
+	run.mu.Lock()
+	run.results = append(run.results, res)
+	run.left--
+	last := run.left == 0
+	run.mu.Unlock()
+	if last {
+		defer e.runs.Done()
+		e.complete(run)
+	}
+}
+
+// deliver makes one attempt for a part: a pooled or new connection, the
+// body streamed from the store, and a decision per recipient.
+func (e *Engine) deliver(ctx context.Context, p *part) partResult {
+	m := p.run.lease.Message
+	res := partResult{route: p.route, start: e.opts.Now()}
+	began := time.Now()
+	addrs := make([]string, len(p.recipients))
+	env := smtpproto.Envelope{
+		From:     m.Sender,
+		EnvID:    m.EnvID,
+		Ret:      m.Ret,
+		Size:     m.Size,
+		SMTPUTF8: m.SMTPUTF8,
+	}
+	for i, rc := range p.recipients {
+		addrs[i] = rc.Address
+		env.Recipients = append(env.Recipients, smtpproto.Recipient{Address: rc.Address, Notify: rc.Notify, ORCPT: rc.ORCPT})
+	}
+	eightBit, err := e.hasEightBit(m.ID)
+	if err != nil {
+		// The body is unreadable: retrying cannot help the next hop, but a
+		// store error may be passing; retry and let the lifetime decide.
+		res.decisions = policy.ConnectionFailure(addrs, err)
+		res.duration = time.Since(began)
+		return res
+	}
+	env.EightBit = eightBit
+
+	pc, err := p.pool.get(ctx)
+	if err != nil {
+		res.decisions = policy.ConnectionFailure(addrs, err)
+		res.steps = stepsOfDialError(err)
+		res.duration = time.Since(began)
+		return res
+	}
+	conn := pc.conn
+	res.remote = conn.RemoteAddr()
+	res.tls = conn.TLSVersion()
+	_, res.nextHopDSN = conn.Extensions()["DSN"]
+
+	body, err := e.store.Body(m.ID)
+	if err != nil {
+		// Nothing was sent; the connection is still good.
+		p.pool.put(pc, true)
+		res.decisions = policy.ConnectionFailure(addrs, err)
+		res.duration = time.Since(began)
+		return res
+	}
+	sent, err := conn.Send(ctx, env, body)
+	body.Close()
+	res.transcript = conn.Transcript()
+	if sent == nil {
+		// smtpproto promises a complete Result; treat its absence as a
+		// broken session.
+		res.decisions = policy.ConnectionFailure(addrs, err)
+		p.pool.put(pc, false)
+	} else {
+		res.decisions = policy.Classify(sent, err)
+		res.steps = stepsOf(sent)
+		p.pool.put(pc, reusableAfter(err))
+	}
+	res.duration = time.Since(began)
+	return res
+}
+
+// reusableAfter reports whether a connection may carry another message
+// after Send returned err: yes after success and after the transaction-level
+// refusals (the session is intact, RSET follows); no after anything else,
+// which smtpproto documents as leaving the Conn unusable.
+func reusableAfter(err error) bool {
+	switch err.(type) {
+	case nil, *smtpproto.SenderFailedError, *smtpproto.AddressFailedError, *smtpproto.SendFailedError:
+		return true
+	}
+	return false
+}
+
+// hasEightBit scans the stored body for bytes above 127, which decide
+// BODY=8BITMIME (RFC 6152) before MAIL FROM is sent.
+func (e *Engine) hasEightBit(id queue.ID) (bool, error) {
+	body, err := e.store.Body(id)
+	if err != nil {
+		return false, err
+	}
+	defer body.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := body.Read(buf)
+		for _, b := range buf[:n] {
+			if b >= 0x80 {
+				return true, nil
+			}
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
