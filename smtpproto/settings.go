@@ -1,5 +1,12 @@
 package smtpproto
 
+import (
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
 // Settings is one route: where mail for some domains goes and how to talk
 // to it. Keys are the JavaMail property names without "mail.smtp."
 // (smtp-properties.md §1). Pointers distinguish "unset" from the zero value
@@ -84,4 +91,81 @@ type Settings struct {
 	// Retry is the route's [route.retry] table; config merges it over [retry].
 	// smtpproto ignores it. Keys as in the global [retry] table.
 	Retry map[string]any `toml:"retry"`
+}
+
+// Endpoint returns the host and port to connect to with mailq's defaults:
+// host "localhost", port 25, or 465 with ssl.enable (javamail-reference.md
+// §1.1).
+func (s *Settings) Endpoint() (host string, port int) {
+	host, port = s.Host, s.Port
+	if host == "" {
+		host = "localhost"
+	}
+	if port == 0 {
+		port = 25
+		if s.SSLEnable {
+			port = 465
+		}
+	}
+	return host, port
+}
+
+// Timeouts returns the connect, read and write timeouts. mailq never waits
+// forever: unset keys take 30 s / 300 s / 300 s (smtp-properties.md §1).
+func (s *Settings) Timeouts() (connect, read, write time.Duration) {
+	ms := func(p *int, def time.Duration) time.Duration {
+		if p == nil || *p <= 0 {
+			return def
+		}
+		return time.Duration(*p) * time.Millisecond
+	}
+	return ms(s.ConnectionTimeout, DefaultConnectTimeout), ms(s.Timeout, DefaultTimeout), ms(s.WriteTimeout, DefaultWriteTimeout)
+}
+
+// UseEHLO reports the ehlo key (default true).
+func (s *Settings) UseEHLO() bool { return s.EHLO == nil || *s.EHLO }
+
+// WantsAuth reports whether the session authenticates when the server
+// offers AUTH: auth = true, or auth unset/false with a password source
+// (smtp-properties.md §1; JavaMail §2.7 also authenticates with auth=false
+// when credentials exist, and mailq keeps that).
+func (s *Settings) WantsAuth() bool {
+	return (s.Auth != nil && *s.Auth) || hasPasswordSource(s)
+}
+
+// RequiresAuth reports auth = true: a server without AUTH is then a
+// temporary failure, never an unauthenticated send.
+func (s *Settings) RequiresAuth() bool { return s.Auth != nil && *s.Auth }
+
+// EHLOName returns the name for EHLO/HELO: localhost if set, else the
+// machine's FQDN when os.Hostname has a dot, else an address literal of
+// the local end of the connection ("[192.0.2.1]" / "[IPv6:2001:db8::1]",
+// RFC 5321 §4.1.3), never a bare IP.
+func (s *Settings) EHLOName(local net.Addr) string {
+	if s.Localhost != "" {
+		return s.Localhost
+	}
+	if h, err := os.Hostname(); err == nil && strings.Contains(h, ".") && net.ParseIP(h) == nil {
+		return h
+	}
+	var ip net.IP
+	if ta, ok := local.(*net.TCPAddr); ok {
+		ip = ta.IP
+	} else if local != nil {
+		if h, _, err := net.SplitHostPort(local.String()); err == nil {
+			ip = net.ParseIP(h)
+		}
+	}
+	return addressLiteral(ip)
+}
+
+// addressLiteral renders ip per RFC 5321 §4.1.3.
+func addressLiteral(ip net.IP) string {
+	if ip == nil {
+		return "[127.0.0.1]"
+	}
+	if v4 := ip.To4(); v4 != nil {
+		return "[" + v4.String() + "]"
+	}
+	return "[IPv6:" + ip.String() + "]"
 }
