@@ -1,0 +1,250 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"mailq/control"
+	"mailq/queue"
+)
+
+// maxReplyColumn is how much of the last server reply a list row shows;
+// show prints replies whole.
+const maxReplyColumn = 60
+
+// listTable prints list's aligned columns.
+type listTable struct {
+	tw  *tabwriter.Writer
+	now time.Time
+	n   int
+}
+
+func newListTable(w io.Writer, now time.Time) *listTable {
+	t := &listTable{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0), now: now}
+	fmt.Fprintln(t.tw, "ID\tSIZE\tARRIVAL\tSENDER\tSTATUS\tNEXT\tLEFT\tLAST REPLY")
+	return t
+}
+
+func (t *listTable) add(m *queue.Message) {
+	t.n++
+	left := 0
+	for _, r := range m.Recipients {
+		if !r.State.Done() {
+			left++
+		}
+	}
+	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", m.ID, humanSize(m.Size), relTime(m.Arrival, t.now),
+		sender(m.Sender), m.Status, relTime(m.NextAttempt, t.now), left, len(m.Recipients),
+		truncate(formatReply(lastReply(m)), maxReplyColumn))
+}
+
+func (t *listTable) flush() {
+	t.tw.Flush()
+}
+
+// lastReply picks the reply most telling for a list row: the first one of a
+// recipient still to do, else any recipient's.
+func lastReply(m *queue.Message) *queue.Reply {
+	var any *queue.Reply
+	for _, r := range m.Recipients {
+		if r.LastReply == nil {
+			continue
+		}
+		if !r.State.Done() {
+			return r.LastReply
+		}
+		if any == nil {
+			any = r.LastReply
+		}
+	}
+	return any
+}
+
+func formatReply(r *queue.Reply) string {
+	if r == nil {
+		return "-"
+	}
+	s := fmt.Sprintf("%d", r.Code)
+	if r.Enhanced != "" {
+		s += " " + r.Enhanced
+	}
+	if r.Text != "" {
+		s += " " + oneLine(r.Text)
+	}
+	return s
+}
+
+// printMessage is show's human form.
+func printMessage(w io.Writer, m *control.ShowReply, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("id", string(m.ID))
+	row("status", string(m.Status))
+	row("sender", sender(m.Sender))
+	row("size", fmt.Sprintf("%s (%d bytes)", humanSize(m.Size), m.Size))
+	row("arrival", absTime(m.Arrival, now))
+	row("next attempt", absTime(m.NextAttempt, now))
+	if m.Held {
+		row("held", "yes (never attempted until released)")
+	}
+	if m.Source != "" {
+		row("source", m.Source)
+	}
+	if m.EnvID != "" {
+		row("envid", m.EnvID)
+	}
+	if m.Ret != "" {
+		row("ret", m.Ret)
+	}
+	if m.SMTPUTF8 {
+		row("smtputf8", "yes")
+	}
+	if !m.Finished.IsZero() {
+		row("finished", absTime(m.Finished, now))
+	}
+	tw.Flush()
+
+	if len(m.Headers) > 0 {
+		fmt.Fprintln(w, "\nheaders:")
+		keys := make([]string, 0, len(m.Headers))
+		for k := range m.Headers {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(tw, "  %s:\t%s\n", k, m.Headers[k])
+		}
+		tw.Flush()
+	}
+
+	fmt.Fprintf(w, "\nrecipients (%d):\n", len(m.Recipients))
+	fmt.Fprintln(tw, "  ADDRESS\tSTATE\tATTEMPTS\tNEXT\tNOTIFY\tLAST REPLY")
+	for _, r := range m.Recipients {
+		notify := r.Notify
+		if notify == "" {
+			notify = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", r.Address, r.State, r.Attempts,
+			relTime(r.NextAttempt, now), notify, formatReply(r.LastReply))
+	}
+	tw.Flush()
+
+	fmt.Fprintf(w, "\nattempts (%d):\n", len(m.Attempts))
+	for i, at := range m.Attempts {
+		tls := at.TLS
+		if tls == "" {
+			tls = "no TLS"
+		}
+		remote := at.Remote
+		if remote == "" {
+			remote = "(no connection)"
+		}
+		fmt.Fprintf(w, "  #%d  %s  route %s  remote %s  %s  %s  for %s\n", i+1, absTime(at.Time, now),
+			at.Route, remote, tls, time.Duration(at.DurationMS)*time.Millisecond, strings.Join(at.Recipients, ", "))
+		if at.Interrupted {
+			fmt.Fprintln(w, "      interrupted: the daemon stopped before this attempt recorded an outcome")
+		}
+		for _, r := range at.Replies {
+			fmt.Fprintf(w, "      %s -> %s\n", oneLine(r.Command), formatReply(&r.Reply))
+		}
+	}
+}
+
+// printStats is stats' human form.
+func printStats(w io.Writer, st control.Stats) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	rows := []struct {
+		k string
+		v any
+	}{
+		{"queued", st.Queued}, {"active", st.Active}, {"deferred", st.Deferred}, {"held", st.Held},
+		{"live", st.Live}, {"done", st.Done}, {"damaged", st.Damaged},
+		{"oldest", time.Duration(st.OldestAgeSeconds) * time.Second},
+		{"delivered since start", st.DeliveredTotal}, {"bounced since start", st.BouncedTotal},
+		{"deferred since start", st.DeferredTotal}, {"maildrop failed", st.MaildropFailed},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s:\t%v\t\n", r.k, r.v)
+	}
+	tw.Flush()
+}
+
+func sender(s string) string {
+	if s == "" {
+		return "<>"
+	}
+	return s
+}
+
+// relTime is t relative to now: "3m ago", "in 5m", "now"; "-" for no time.
+func relTime(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t)
+	switch {
+	case d > -time.Second && d < time.Second:
+		return "now"
+	case d > 0:
+		return shortDuration(d) + " ago"
+	default:
+		return "in " + shortDuration(-d)
+	}
+}
+
+// absTime is a local timestamp followed by relTime, for show.
+func absTime(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05 MST") + " (" + relTime(t, now) + ")"
+}
+
+// shortDuration rounds to the two largest units: 45s, 3m, 2h5m, 3d4h.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < 24*time.Hour:
+		h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
+		if m == 0 {
+			return fmt.Sprintf("%dh", h)
+		}
+		return fmt.Sprintf("%dh%dm", h, m)
+	default:
+		days, h := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour)
+		if h == 0 {
+			return fmt.Sprintf("%dd", days)
+		}
+		return fmt.Sprintf("%dd%dh", days, h)
+	}
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n < 1024:
+		return fmt.Sprintf("%dB", n)
+	case n < 1024*1024:
+		return fmt.Sprintf("%.1fK", float64(n)/1024)
+	default:
+		return fmt.Sprintf("%.1fM", float64(n)/(1024*1024))
+	}
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

@@ -1,0 +1,183 @@
+// Command mailqctl controls a running mailq daemon over its control socket,
+// and is mailq's sendmail(1) when invoked as "sendmail".
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"mailq/config"
+	"mailq/control"
+)
+
+// Exit statuses (interfaces.md "The control CLI").
+const (
+	exitOK          = 0
+	exitFailed      = 1
+	exitUsage       = 2
+	exitUnreachable = 3
+)
+
+const usageText = `usage: mailqctl [--socket PATH] [--config FILE] [--maildrop DIR] COMMAND [ARGS]
+
+commands:
+  list [--json] [--status queued|deferred|held|active|done] [--from ADDR] [--to ADDR|@DOMAIN] [--older DURATION]
+  show ID [--json]
+  flush
+  retry ID...|--all
+  hold ID...
+  release ID...
+  delete ID...
+  bounce ID...
+  stats [--json]
+  enqueue --from ADDR --to ADDR [--to ADDR]... [--notify N] [--ret FULL|HDRS] [--envid ID] < message
+  sendmail [sendmail flags] [RECIPIENT...]
+
+ID... may be "-" to read ids from standard input, one per line.
+Exit status: 0 done, 1 failed, 2 usage, 3 daemon not reachable.
+`
+
+// usageError is a command line mistake: exit 2 with the usage hint.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// app holds what every command shares: where the daemon and the maildrop
+// are, and the standard streams (tests run commands through the binary).
+type app struct {
+	socket, configPath, maildrop string
+	stdin                        io.Reader
+	stdout, stderr               io.Writer
+
+	cfg    *config.Config
+	cfgErr error
+	loaded bool
+}
+
+func main() {
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if filepath.Base(os.Args[0]) == "sendmail" {
+		os.Exit(a.sendmail(os.Args[1:]))
+	}
+	os.Exit(a.run(os.Args[1:]))
+}
+
+// run parses the global flags and runs one command, returning the exit status.
+func (a *app) run(args []string) int {
+	rest, err := a.parseGlobal(args)
+	if err == nil && len(rest) == 0 {
+		err = usagef("no command given")
+	}
+	if err != nil {
+		return a.fail(err)
+	}
+	name, rest := rest[0], rest[1:]
+	if name == "sendmail" {
+		return a.sendmail(rest)
+	}
+	if name == "help" || name == "-h" || name == "--help" {
+		fmt.Fprint(a.stdout, usageText)
+		return exitOK
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		return a.fail(usagef("unknown command %q", name))
+	}
+	return a.fail(cmd(a, rest))
+}
+
+// parseGlobal consumes --socket, --config and --maildrop before the command.
+func (a *app) parseGlobal(args []string) ([]string, error) {
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") && args[0] != "-" {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		var target *string
+		switch name {
+		case "socket":
+			target = &a.socket
+		case "config":
+			target = &a.configPath
+		case "maildrop":
+			target = &a.maildrop
+		case "h", "help":
+			return []string{"help"}, nil
+		default:
+			return nil, usagef("unknown option %s before the command", args[0])
+		}
+		args = args[1:]
+		if !hasValue {
+			if len(args) == 0 {
+				return nil, usagef("--%s needs a value", name)
+			}
+			value, args = args[0], args[1:]
+		}
+		*target = value
+	}
+	return args, nil
+}
+
+// fail prints err (if any) and maps it to an exit status.
+func (a *app) fail(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(a.stderr, "mailqctl: %v\n\n%s", err, usageText)
+		return exitUsage
+	case errors.Is(err, control.ErrUnreachable):
+		fmt.Fprintf(a.stderr, "mailqctl: %v\n", err)
+		return exitUnreachable
+	case errors.Is(err, errReported):
+		return exitFailed
+	default:
+		fmt.Fprintf(a.stderr, "mailqctl: %v\n", err)
+		return exitFailed
+	}
+}
+
+// errReported means the command already printed why it failed.
+var errReported = errors.New("failed (reported above)")
+
+// config loads the configuration once: --config, $MAILQ_CONFIG,
+// /etc/mailq/mailq.toml, else the embedded defaults.
+func (a *app) config() (*config.Config, error) {
+	if !a.loaded {
+		a.loaded = true
+		a.cfg, a.cfgErr = config.Load(config.Find(a.configPath))
+		if a.cfgErr != nil {
+			a.cfgErr = fmt.Errorf("loading the configuration: %w (or give --socket/--maildrop)", a.cfgErr)
+		}
+	}
+	return a.cfg, a.cfgErr
+}
+
+// client returns a control client for --socket or the configured socket.
+func (a *app) client() (*control.Client, error) {
+	if a.socket != "" {
+		return control.NewClient(a.socket), nil
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return nil, err
+	}
+	return control.NewClient(cfg.Control.Socket), nil
+}
+
+// maildropDir returns --maildrop or the configured maildrop.
+func (a *app) maildropDir() (string, error) {
+	if a.maildrop != "" {
+		return a.maildrop, nil
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return "", err
+	}
+	return cfg.Maildrop.Dir, nil
+}
