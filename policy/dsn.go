@@ -59,6 +59,9 @@ func BuildDSN(n Notice, original io.Reader) ([]byte, error) {
 	if n.ReportingMTA == "" {
 		return nil, fmt.Errorf("building DSN for %s: no reporting MTA (set hostname in the configuration)", n.MessageID)
 	}
+	if IsNullSender(n.Sender) {
+		return nil, fmt.Errorf("building DSN for %s: the sender is <>, which never receives notices (RFC 3461 §6.2)", n.MessageID)
+	}
 	if len(n.Recipients) == 0 {
 		return nil, fmt.Errorf("building DSN for %s: no recipients to report", n.MessageID)
 	}
@@ -108,9 +111,16 @@ func BuildDSN(n Notice, original io.Reader) ([]byte, error) {
 
 	var status message.Header
 	status.Set("Content-Description", "Delivery report")
-	status.SetContentType("message/delivery-status", nil)
+	global := needsGlobal(n)
+	if global {
+		// RFC 6533 §6: UTF-8 addresses need the internationalized report type.
+		status.Set("Content-Transfer-Encoding", "8bit")
+		status.SetContentType("message/global-delivery-status", nil)
+	} else {
+		status.SetContentType("message/delivery-status", nil)
+	}
 	if err := writePart(w, status, func(pw io.Writer) error {
-		return writeDeliveryStatus(pw, n)
+		return writeDeliveryStatus(pw, n, global)
 	}); err != nil {
 		return nil, fmt.Errorf("building DSN for %s: delivery status: %w", n.MessageID, err)
 	}
@@ -226,7 +236,12 @@ func writeExplanation(w io.Writer, n Notice, kind NoticeKind, origErr error) err
 
 // writeDeliveryStatus writes the message/delivery-status body (RFC 3464 §2):
 // the per-message fields, then one block per recipient, blank-line separated.
-func writeDeliveryStatus(w io.Writer, n Notice) error {
+// With global, addresses are typed utf-8 (RFC 6533 §3).
+func writeDeliveryStatus(w io.Writer, n Notice, global bool) error {
+	addrType := "rfc822; "
+	if global {
+		addrType = "utf-8; "
+	}
 	var b strings.Builder
 	field(&b, "Reporting-MTA", "dns; "+n.ReportingMTA)
 	if n.EnvID != "" {
@@ -240,7 +255,7 @@ func writeDeliveryStatus(w io.Writer, n Notice) error {
 		if r.ORCPT != "" {
 			field(&b, "Original-Recipient", withAddrType(r.ORCPT))
 		}
-		field(&b, "Final-Recipient", "rfc822; "+r.Address)
+		field(&b, "Final-Recipient", addrType+r.Address)
 		field(&b, "Action", r.Action)
 		field(&b, "Status", r.Status)
 		if r.RemoteMTA != "" {
@@ -275,6 +290,26 @@ func field(b *strings.Builder, name, value string) {
 		lineLen += 1 + len(word)
 	}
 	b.WriteString("\r\n")
+}
+
+// needsGlobal reports whether a recipient address is not ASCII, which only
+// the RFC 6533 message/global-delivery-status type can carry.
+func needsGlobal(n Notice) bool {
+	for _, r := range n.Recipients {
+		if !isASCII(r.Address) || !isASCII(r.ORCPT) {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // humanDiagnostic drops the "smtp;" type from a diagnostic for the

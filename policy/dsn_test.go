@@ -303,7 +303,30 @@ func TestBuildDSNDegrades(t *testing.T) {
 	}
 }
 
+func TestBuildDSNGlobal(t *testing.T) {
+	n := sampleNotice()
+	n.Recipients[1].Address = "jürgen@例え.jp"
+	raw, err := BuildDSN(n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := parseDSN(t, raw)
+	if p.parts[1] != "message/global-delivery-status" {
+		t.Errorf("part 2 is %s, want message/global-delivery-status for a UTF-8 address", p.parts[1])
+	}
+	if got := p.perRcpt[1].Get("Final-Recipient"); got != "utf-8; jürgen@例え.jp" {
+		t.Errorf("Final-Recipient = %q", got)
+	}
+}
+
 func TestBuildDSNErrors(t *testing.T) {
+	for _, sender := range []string{"", "<>"} {
+		n := sampleNotice()
+		n.Sender = sender
+		if _, err := BuildDSN(n, nil); err == nil {
+			t.Errorf("DSN to null sender %q: want an error", sender)
+		}
+	}
 	n := sampleNotice()
 	n.ReportingMTA = ""
 	if _, err := BuildDSN(n, nil); err == nil || !strings.Contains(err.Error(), "hostname") {
