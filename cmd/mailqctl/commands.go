@@ -93,7 +93,9 @@ func (a *app) cmdList(args []string) error {
 	}
 	t := newListTable(a.stdout, time.Now())
 	err = c.List(context.Background(), f, func(m *queue.Message) error { t.add(m); return nil })
-	t.flush()
+	if err == nil || t.n > 0 {
+		t.flush() // nothing at all when the daemon could not be asked
+	}
 	return err
 }
 

@@ -1,0 +1,339 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"mailq/queue"
+)
+
+// testDaemon is a control server on a temp socket over a real store.
+type testDaemon struct {
+	store  *queue.Store
+	socket string
+	client *Client
+}
+
+// shortTempDir is a temp dir with a path short enough for a unix socket
+// (108 bytes on Linux), removed at the end of the test.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mqc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func startDaemon(t *testing.T, opts ServerOptions) *testDaemon {
+	t.Helper()
+	st, err := queue.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Store = st
+	if opts.Hostname == "" {
+		opts.Hostname = "mq.test"
+	}
+	opts.Logger = zerolog.Nop()
+	sock := filepath.Join(shortTempDir(t), "control.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := NewServer(opts).Serve(ctx, sock, ""); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		st.Close()
+	})
+	waitForSocket(t, sock)
+	return &testDaemon{store: st, socket: sock, client: NewClient(sock)}
+}
+
+// waitForSocket waits until something accepts connections on sock.
+func waitForSocket(t *testing.T, sock string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("control server did not come up on %s: %v", sock, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func env(sender string, rcpts ...string) queue.Envelope {
+	e := queue.Envelope{Sender: sender}
+	for _, r := range rcpts {
+		e.Recipients = append(e.Recipients, queue.RecipientSpec{Address: r})
+	}
+	return e
+}
+
+func TestEnqueueIsStoredWithReceivedAndSource(t *testing.T) {
+	d := startDaemon(t, ServerOptions{})
+	e := env("a@example.com", "b@example.org")
+	e.Ret, e.EnvID = "HDRS", "env-1"
+	e.Recipients[0].Notify = "FAILURE,DELAY"
+	id, err := d.client.Enqueue(context.Background(), e, strings.NewReader("Subject: hi\r\n\r\nbody\r\n"), "sendmail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := d.store.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Source != "sendmail" || m.Ret != "HDRS" || m.EnvID != "env-1" || m.Recipients[0].Notify != "FAILURE,DELAY" {
+		t.Errorf("stored envelope = source %q ret %q envid %q notify %q", m.Source, m.Ret, m.EnvID, m.Recipients[0].Notify)
+	}
+	rc, err := d.store.Body(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(rc)
+	rc.Close()
+	if !strings.HasPrefix(string(body), "Received: from local (uid ") || !strings.Contains(string(body), "by mq.test with sendmail") ||
+		!strings.HasSuffix(string(body), "\r\nSubject: hi\r\n\r\nbody\r\n") {
+		t.Errorf("stored body:\n%s", body)
+	}
+}
+
+func TestEnqueueRefusals(t *testing.T) {
+	d := startDaemon(t, ServerOptions{MaxMessageSize: 100})
+	tests := []struct {
+		name   string
+		env    queue.Envelope
+		body   string
+		source string
+		status int
+	}{
+		{"no recipients", env("a@example.com"), "x\r\n", "control", 400},
+		{"bad address", env("a@example.com", "not an address"), "x\r\n", "control", 400},
+		{"injection", env("a@example.com\r\nRCPT TO:<x@y>", "b@example.org"), "x\r\n", "control", 400},
+		{"bad ret", queue.Envelope{Sender: "a@example.com", Ret: "ALL", Recipients: []queue.RecipientSpec{{Address: "b@example.org"}}}, "x\r\n", "control", 400},
+		{"unknown source", env("a@example.com", "b@example.org"), "x\r\n", "smtp", 400},
+		{"too large", env("a@example.com", "b@example.org"), strings.Repeat("x", 101), "control", 413},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := d.client.Enqueue(context.Background(), tt.env, strings.NewReader(tt.body), tt.source)
+			var apiErr *APIError
+			if !errors.As(err, &apiErr) || apiErr.Status != tt.status || apiErr.Message == "" {
+				t.Fatalf("Enqueue error = %v, want API status %d with a message", err, tt.status)
+			}
+		})
+	}
+	st, err := d.client.Stats(context.Background())
+	if err != nil || st.Live != 0 {
+		t.Fatalf("after refusals: stats %+v, %v; want nothing stored", st, err)
+	}
+}
+
+func TestListFiltersAndStreams(t *testing.T) {
+	d := startDaemon(t, ServerOptions{})
+	var ids []queue.ID
+	for i := 0; i < 150; i++ { // more than one flush batch of the stream
+		rcpt := "b@example.org"
+		if i%2 == 1 {
+			rcpt = "c@other.example"
+		}
+		id, err := d.store.Enqueue(env("a@example.com", rcpt), strings.NewReader("x\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := d.store.Hold(ids[3]); err != nil {
+		t.Fatal(err)
+	}
+	count := func(f queue.Filter) int {
+		n := 0
+		if err := d.client.List(context.Background(), f, func(m *queue.Message) error {
+			if len(m.Attempts) != 0 {
+				t.Errorf("list carries attempts for %s", m.ID)
+			}
+			n++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	tests := []struct {
+		f    queue.Filter
+		want int
+	}{
+		{queue.Filter{}, 150},
+		{queue.Filter{Status: queue.StatusHeld}, 1},
+		{queue.Filter{Status: queue.StatusQueued}, 149},
+		{queue.Filter{Recipient: "@other.example"}, 75},
+		{queue.Filter{Sender: "nobody@example.com"}, 0},
+		{queue.Filter{OlderThan: time.Hour}, 0},
+	}
+	for _, tt := range tests {
+		if got := count(tt.f); got != tt.want {
+			t.Errorf("List(%+v) = %d messages, want %d", tt.f, got, tt.want)
+		}
+	}
+	var apiErr *APIError
+	if err := d.client.List(context.Background(), queue.Filter{Status: "lost"}, func(*queue.Message) error { return nil }); !errors.As(err, &apiErr) || apiErr.Status != 400 {
+		t.Errorf("List(bad status) = %v, want 400", err)
+	}
+}
+
+func TestActionsReportEachID(t *testing.T) {
+	var bounced []queue.ID
+	var id queue.ID
+	d := startDaemon(t, ServerOptions{Bounce: func(_ context.Context, got queue.ID) error {
+		if got != id { // as delivery would answer for an id it does not know
+			return queue.ErrNotFound
+		}
+		bounced = append(bounced, got)
+		return nil
+	}, MaildropFailed: func() int { return 7 }})
+	id, err := d.store.Enqueue(env("a@example.com", "b@example.org"), strings.NewReader("x\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown := queue.ID(strings.Repeat("f", len(id)))
+	for _, cmd := range []string{"hold", "release", "retry", "bounce", "delete"} {
+		reply, err := d.client.Action(context.Background(), cmd, []queue.ID{id, unknown}, false)
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		if reply.Count != 1 || len(reply.Results) != 2 || reply.Results[0].Error != "" ||
+			!strings.Contains(reply.Results[1].Error, "no such message") {
+			t.Errorf("%s reply = %+v, want the first done and the unknown id reported", cmd, reply)
+		}
+	}
+	if len(bounced) != 1 || bounced[0] != id {
+		t.Errorf("Bounce callback got %v", bounced)
+	}
+	if _, err := d.store.Get(id); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("after delete Get = %v", err)
+	}
+	st, err := d.client.Stats(context.Background())
+	if err != nil || st.MaildropFailed != 7 {
+		t.Errorf("stats = %+v, %v; want maildrop_failed 7", st, err)
+	}
+}
+
+func TestBounceWithoutDeliveryIsNotImplemented(t *testing.T) {
+	d := startDaemon(t, ServerOptions{})
+	_, err := d.client.Action(context.Background(), "bounce", []queue.ID{"x"}, false)
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 501 {
+		t.Fatalf("bounce = %v, want 501", err)
+	}
+}
+
+func TestPeerRefused(t *testing.T) {
+	d := startDaemon(t, ServerOptions{Authorize: func(p Peer) error {
+		if p.UID != uint32(os.Getuid()) || p.PID != int32(os.Getpid()) {
+			t.Errorf("peer = %+v, want this process", p)
+		}
+		return errors.New("uid 1234 may not use the mailq control socket")
+	}})
+	_, err := d.client.Stats(context.Background())
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 403 || !strings.Contains(apiErr.Message, "may not use") {
+		t.Fatalf("Stats = %v, want 403 with the reason", err)
+	}
+}
+
+func TestGroupAuthorizer(t *testing.T) {
+	self := uint32(os.Getuid())
+	other := uint32(54321) // assumed not to be a user on this machine
+	if self == other {
+		t.Fatal("test uid collides with the running user")
+	}
+	auth := GroupAuthorizer(4242)
+	tests := []struct {
+		peer Peer
+		ok   bool
+	}{
+		{Peer{UID: 0, GID: 1}, true},
+		{Peer{UID: self, GID: 1}, true},
+		{Peer{UID: other, GID: 4242}, true},
+		{Peer{UID: other, GID: 1}, false},
+	}
+	for _, tt := range tests {
+		err := auth(tt.peer)
+		if (err == nil) != tt.ok {
+			t.Errorf("authorize(%+v) = %v, want ok=%v", tt.peer, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "members of the socket group") {
+			t.Errorf("refusal does not explain itself: %v", err)
+		}
+	}
+}
+
+func TestSocketModeAndStaleSocket(t *testing.T) {
+	dir := shortTempDir(t)
+	sock := filepath.Join(dir, "control.sock")
+	// A socket left by a crashed daemon: bound, then its listener closed without unlinking.
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+
+	st, err := queue.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- NewServer(ServerOptions{Store: st, Logger: zerolog.Nop()}).Serve(ctx, sock, "no-such-group-mailq-test")
+	}()
+	c := NewClient(sock)
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Ping(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("server did not replace the stale socket")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket mode = %v, %v; want 0660", fi.Mode(), err)
+	}
+	// A second daemon must not steal a live socket.
+	if err := NewServer(ServerOptions{Store: st, Logger: zerolog.Nop()}).Serve(context.Background(), sock, ""); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second Serve = %v, want in use", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left behind after Serve returned: %v", err)
+	}
+	if err := c.Ping(context.Background()); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("Ping after stop = %v, want ErrUnreachable", err)
+	}
+}
