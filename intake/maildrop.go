@@ -1,0 +1,320 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/rs/zerolog"
+	"mailq/metrics"
+	"mailq/queue"
+)
+
+// MaildropOptions configures NewMaildrop.
+type MaildropOptions struct {
+	Dir            string       // the maildrop; tmp/, new/ and failed/ are created inside
+	Store          *queue.Store // where taken messages go
+	MaxMessageSize int64        // bytes of message (after the envelope lines); <= 0 = no limit
+	Hostname       string       // for the Received: line
+	PollInterval   time.Duration
+	Logger         zerolog.Logger
+	Now            func() time.Time // default time.Now
+}
+
+// Maildrop takes files out of <dir>/new/ into the queue (interfaces.md "The
+// maildrop"). Files are processed one at a time by Run's goroutine.
+type Maildrop struct {
+	opts MaildropOptions
+	// enqueuedNotRemoved holds files already stored in the queue whose
+	// removal failed; they are never enqueued again while we run.
+	enqueuedNotRemoved map[string]bool
+}
+
+// NewMaildrop returns a maildrop pickup; Run starts it.
+func NewMaildrop(opts MaildropOptions) *Maildrop {
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 2 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Hostname == "" {
+		opts.Hostname, _ = os.Hostname()
+	}
+	return &Maildrop{opts: opts, enqueuedNotRemoved: map[string]bool{}}
+}
+
+// Directory modes: writers in the drop-in group may create files in tmp/ and
+// rename them into new/ but not list or read others' files (0730); failed/
+// is for operators (0750).
+const (
+	modeDropDir   = 0o730
+	modeFailedDir = 0o750
+	modeErrorFile = 0o640
+)
+
+// Run creates the directories, takes the files already in new/, then every
+// file that arrives (inotify plus a scan every PollInterval, so nothing is
+// missed) until ctx is done. It returns nil when ctx ends, or an error if the
+// maildrop cannot be set up.
+func (m *Maildrop) Run(ctx context.Context) error {
+	if err := m.makeDirs(); err != nil {
+		return err
+	}
+	newDir := filepath.Join(m.opts.Dir, "new")
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("maildrop: inotify: %w", err)
+	}
+	defer w.Close()
+	if err := w.Add(newDir); err != nil {
+		return fmt.Errorf("maildrop: watch %s: %w", newDir, err)
+	}
+	// Watch first, then scan: a file renamed in between is seen by both,
+	// and the second sight finds it gone.
+	m.scan(ctx)
+	tick := time.NewTicker(m.opts.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Has(fsnotify.Create) { // IN_CREATE and IN_MOVED_TO
+				m.take(ctx, filepath.Base(ev.Name))
+			}
+		case err, ok := <-w.Errors:
+			if ok {
+				// Overflow or similar: the periodic scan catches up.
+				m.opts.Logger.Warn().Err(err).Str("dir", newDir).Msg("maildrop watch error; relying on the periodic scan")
+				m.scan(ctx)
+			}
+		case <-tick.C:
+			m.scan(ctx)
+		}
+	}
+}
+
+func (m *Maildrop) makeDirs() error {
+	if err := os.MkdirAll(m.opts.Dir, 0o755); err != nil {
+		return fmt.Errorf("maildrop: create %s: %w", m.opts.Dir, err)
+	}
+	for _, d := range []struct {
+		name string
+		mode os.FileMode
+	}{{"tmp", modeDropDir}, {"new", modeDropDir}, {"failed", modeFailedDir}} {
+		p := filepath.Join(m.opts.Dir, d.name)
+		if err := os.Mkdir(p, d.mode); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("maildrop: create %s: %w", p, err)
+		} else if err == nil {
+			// Mkdir is subject to the umask; set the intended mode once,
+			// on creation only, so an operator's later chmod is kept.
+			if err := os.Chmod(p, d.mode); err != nil {
+				return fmt.Errorf("maildrop: chmod %s: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
+// scan takes every file in new/, in name order.
+func (m *Maildrop) scan(ctx context.Context) {
+	newDir := filepath.Join(m.opts.Dir, "new")
+	f, err := os.Open(newDir)
+	if err != nil {
+		m.opts.Logger.Error().Err(err).Str("dir", newDir).Msg("maildrop: cannot read new/")
+		return
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		m.opts.Logger.Error().Err(err).Str("dir", newDir).Msg("maildrop: cannot read new/")
+	}
+	for _, n := range names {
+		if ctx.Err() != nil {
+			return
+		}
+		m.take(ctx, n)
+	}
+}
+
+// take stores one file in the queue and removes it, or moves it to failed/.
+func (m *Maildrop) take(ctx context.Context, name string) {
+	if m.enqueuedNotRemoved[name] {
+		m.removeTaken(name)
+		return
+	}
+	path := filepath.Join(m.opts.Dir, "new", name)
+	id, err := m.enqueueFile(path, name)
+	switch {
+	case err == nil:
+		metrics.Enqueued.WithLabelValues("maildrop").Inc()
+		m.opts.Logger.Info().Str("id", string(id)).Str("file", name).Msg("maildrop file taken")
+		m.removeTaken(name)
+	case errors.Is(err, os.ErrNotExist):
+		// Already taken (scan and inotify both saw it), or removed by its writer.
+	case isBadFile(err):
+		m.fail(name, err)
+	default:
+		// The store could not take it (closed, disk full): leave it in new/
+		// for the next scan; never drop or fail a good file for our fault.
+		if ctx.Err() == nil {
+			m.opts.Logger.Error().Err(err).Str("file", name).Msg("maildrop: cannot store the file now; will retry")
+		}
+	}
+}
+
+func (m *Maildrop) removeTaken(name string) {
+	path := filepath.Join(m.opts.Dir, "new", name)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		m.enqueuedNotRemoved[name] = true
+		m.opts.Logger.Error().Err(err).Str("file", name).Msg("maildrop: file is queued but cannot be removed; fix the permissions of new/")
+		return
+	}
+	delete(m.enqueuedNotRemoved, name)
+}
+
+// badFileError marks errors caused by the file itself: it goes to failed/.
+type badFileError struct{ err error }
+
+func (e *badFileError) Error() string { return e.err.Error() }
+func (e *badFileError) Unwrap() error { return e.err }
+
+func bad(err error) error { return &badFileError{err} }
+
+func isBadFile(err error) bool {
+	var b *badFileError
+	return errors.As(err, &b)
+}
+
+// enqueueFile parses, validates and stores one file. Errors caused by the
+// file are *badFileError; store errors are returned as they are.
+func (m *Maildrop) enqueueFile(path, name string) (queue.ID, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		return "", bad(fmt.Errorf("cannot stat the file: %w", err))
+	}
+	if !fi.Mode().IsRegular() {
+		return "", bad(fmt.Errorf("not a regular file (%s); writers must create a file in tmp/ and rename it into new/", fi.Mode().Type()))
+	}
+	// O_NOFOLLOW and O_NONBLOCK: the name may have been swapped for a
+	// symlink or a FIFO since Lstat.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		return "", bad(fmt.Errorf("cannot open the file: %w", err))
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", bad(fmt.Errorf("not a regular file"))
+	}
+	if fi.Size() == 0 {
+		return "", bad(errors.New("the file is empty"))
+	}
+	src := &trackedReader{r: f}
+	var env queue.Envelope
+	var msg io.Reader
+	if strings.HasSuffix(name, ".eml") {
+		env, msg, err = ParseEMLFile(src)
+	} else {
+		env, msg, err = ParseEnvelopeFile(src)
+	}
+	if err != nil {
+		return "", bad(err)
+	}
+	if err := ValidateEnvelope(&env); err != nil {
+		return "", bad(err)
+	}
+	env.Source = "maildrop"
+	now := m.opts.Now()
+	received := Received("", m.opts.Hostname, "local (mailq maildrop)", name, now)
+	body := &trackedReader{r: io.MultiReader(strings.NewReader(received), LimitBody(msg, m.opts.MaxMessageSize))}
+	id, err := m.opts.Store.Enqueue(env, body)
+	if err != nil {
+		if src.err != nil || body.err != nil {
+			// Reading the file failed (too large, I/O error): its fault.
+			return "", bad(errors.Join(src.err, body.err))
+		}
+		return "", err
+	}
+	return id, nil
+}
+
+// trackedReader remembers the first read error other than io.EOF, so a
+// failed Enqueue can be blamed on the input rather than the store.
+type trackedReader struct {
+	r   io.Reader
+	err error
+}
+
+func (t *trackedReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// fail moves new/<name> to failed/ with a .error file saying why.
+func (m *Maildrop) fail(name string, reason error) {
+	failedDir := filepath.Join(m.opts.Dir, "failed")
+	dest := name
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(filepath.Join(failedDir, dest)); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dest = fmt.Sprintf("%s.%d", name, i)
+	}
+	src := filepath.Join(m.opts.Dir, "new", name)
+	log := m.opts.Logger.Warn().Str("file", name).Str("reason", reason.Error())
+	// The .error file first: if we crash in between, the file is still in
+	// new/ and will be examined again.
+	text := fmt.Sprintf("%s: %s\nThe file was moved here from %s; fix it and move it back to new/ to retry, or delete it.\n",
+		m.opts.Now().UTC().Format(time.RFC3339), reason, filepath.Join(m.opts.Dir, "new"))
+	errPath := filepath.Join(failedDir, dest+".error")
+	if err := os.WriteFile(errPath, []byte(text), modeErrorFile); err != nil {
+		m.opts.Logger.Error().Err(err).Str("file", name).Str("reason", reason.Error()).Msg("maildrop: cannot write the .error file; leaving the bad file in new/")
+		return
+	}
+	if err := os.Rename(src, filepath.Join(failedDir, dest)); err != nil {
+		os.Remove(errPath)
+		if !errors.Is(err, os.ErrNotExist) {
+			m.opts.Logger.Error().Err(err).Str("file", name).Str("reason", reason.Error()).Msg("maildrop: cannot move the bad file to failed/")
+		}
+		return
+	}
+	_ = syncDir(failedDir)
+	metrics.MaildropFailed.Inc()
+	log.Str("moved_to", filepath.Join(failedDir, dest)).Msg("maildrop file refused")
+}
+
+// FailedCount is the number of files in failed/ (counted by their .error
+// files), for stats.
+func (m *Maildrop) FailedCount() int {
+	entries, err := os.ReadDir(filepath.Join(m.opts.Dir, "failed"))
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".error") {
+			n++
+		}
+	}
+	return n
+}
