@@ -33,6 +33,7 @@ func TestWantsNotice(t *testing.T) {
 		{"null sender gets no success", "", "SUCCESS", NoticeSuccess, false},
 		{"NEVER suppresses failure", "a@example.com", "NEVER", NoticeFailure, false},
 		{"NEVER suppresses delay", "a@example.com", "never", NoticeDelay, false},
+		{"NEVER wins even when combined (RFC 3461 forbids it)", "a@example.com", "FAILURE,NEVER", NoticeFailure, false},
 		{"FAILURE only: failure", "a@example.com", "FAILURE", NoticeFailure, true},
 		{"FAILURE only: no delay", "a@example.com", "FAILURE", NoticeDelay, false},
 		{"DELAY excluded", "a@example.com", "SUCCESS,FAILURE", NoticeDelay, false},
