@@ -231,3 +231,24 @@ func TestConnectionFailure(t *testing.T) {
 		t.Error("Classify(nil, err) should be nil")
 	}
 }
+
+// sampleResult is a Result with n recipients alternating delivered, 450 and 550.
+func sampleResult(n int) *smtpproto.Result {
+	res := &smtpproto.Result{}
+	for i := 0; i < n; i++ {
+		var rr smtpproto.RecipientResult
+		rr.Address = fmt.Sprintf("r%d@x.org", i)
+		switch i % 3 {
+		case 0:
+			rr.Rcpt, rr.Final, rr.Delivered = rp(250, "2.1.5", "ok"), rp(250, "2.0.0", "queued"), true
+		case 1:
+			rr.Rcpt = rp(450, "4.2.1", "busy")
+			rr.Final = rr.Rcpt
+		default:
+			rr.Rcpt = rp(550, "5.1.1", "no such user")
+			rr.Final = rr.Rcpt
+		}
+		res.Recipients = append(res.Recipients, rr)
+	}
+	return res
+}
