@@ -82,8 +82,8 @@ func Open(path string, opts Options) (*Store, error) {
 		Timeout: 2 * time.Second,
 		// The freelist is rebuilt at open instead of written on every
 		// commit: fewer pages per fsync (as etcd does).
-		NoFreelistSync:  true,
-		FreelistType:    bolt.FreelistMapType,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
 		// Fewer remaps while the file grows: a remap waits for every open
 		// read transaction. Only address space; the file grows as written.
 		InitialMmapSize: 64 << 20,
