@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/textproto"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -219,9 +220,12 @@ func recipientOf(t testing.TB, m *queue.Message, addr string) queue.Recipient {
 func (h *harness) dsns(t testing.TB) []*queue.Message {
 	t.Helper()
 	var out []*queue.Message
+	seen := make(map[queue.ID]bool)
+	// A notice may move from live to done between the two passes.
 	for _, st := range []queue.Status{"", queue.StatusDone} {
 		err := h.store.List(queue.Filter{Status: st}, func(m *queue.Message) error {
-			if m.Source == "dsn" {
+			if m.Source == "dsn" && !seen[m.ID] {
+				seen[m.ID] = true
 				out = append(out, m)
 			}
 			return nil
@@ -230,6 +234,7 @@ func (h *harness) dsns(t testing.TB) []*queue.Message {
 			t.Fatalf("list: %v", err)
 		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
@@ -292,6 +297,9 @@ func (h *harness) onlyDSN(t testing.TB, wantTo string) parsedDSN {
 	t.Helper()
 	ds := h.dsns(t)
 	if len(ds) != 1 {
+		for _, d := range ds {
+			t.Logf("DSN %s: %+v", d.ID, *d)
+		}
 		t.Fatalf("want exactly one DSN queued, got %d", len(ds))
 	}
 	d := ds[0]
@@ -305,3 +313,5 @@ func (h *harness) onlyDSN(t testing.TB, wantTo string) parsedDSN {
 	defer body.Close()
 	return parseDSN(t, body)
 }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }

@@ -55,7 +55,11 @@ func (e *Engine) complete(run *leaseRun) {
 	// then repeats the attempt (and may repeat a notice), but never loses
 	// one (interfaces.md: nothing acknowledged may be lost).
 	e.queueFailureNotice(m, all, now)
-	warned := e.queueDelayWarning(m, all, now)
+	if e.queueDelayWarning(m, all, now) {
+		if err := e.store.SetDelayWarned(m.ID); err != nil && !errors.Is(err, queue.ErrNotFound) {
+			e.log.Error().Err(err).Str("queue_id", string(m.ID)).Msg("cannot mark the delay warning as sent; a second warning may follow")
+		}
+	}
 
 	outcomes := make([]queue.Outcome, 0, len(all))
 	for _, dc := range all {
@@ -69,11 +73,6 @@ func (e *Engine) complete(run *leaseRun) {
 			lvl = e.log.Warn()
 		}
 		lvl.Err(err).Str("queue_id", string(m.ID)).Msg("cannot record the delivery outcome; the attempt stays recorded as interrupted and the recipients are retried")
-	}
-	if warned {
-		if err := e.store.SetDelayWarned(m.ID); err != nil && !errors.Is(err, queue.ErrNotFound) {
-			e.log.Error().Err(err).Str("queue_id", string(m.ID)).Msg("cannot mark the delay warning as sent; a second warning may follow")
-		}
 	}
 	for _, dc := range all {
 		e.logOutcome(m, dc, now)

@@ -1,0 +1,140 @@
+package delivery
+
+import (
+	"testing"
+	"time"
+
+	"mailq/queue"
+)
+
+// TestLifetimeAndDelayWarning drives one always-450 recipient through its
+// whole life on the fake clock: the schedule of attempts, one delay warning
+// once delay_warning has passed, and a 4.4.7 bounce at the deadline.
+func TestLifetimeAndDelayWarning(t *testing.T) {
+	srv := newFakeServer(t)
+	route := testRoute("fake", srv.port())
+	route.Retry.MaxLifetime = time.Hour
+	route.Retry.DelayWarning = 30 * time.Minute
+	h := newHarness(t, []Route{route}, nil)
+	t0 := h.clock.Now()
+	id := h.enqueue(t, "sender@client.test", "r450-a@fake.test")
+	h.start()
+
+	// Gaps 5m, 10m, 20m; the 4th retry (40m) would pass the 60m deadline
+	// and is moved to it; the failure at the deadline bounces.
+	wantTimes := []time.Duration{0, 5 * time.Minute, 15 * time.Minute, 35 * time.Minute, 60 * time.Minute}
+	var m *queue.Message
+	for n := 1; n <= len(wantTimes); n++ {
+		m = h.settled(t, id, n)
+		rc := recipientOf(t, m, "r450-a@fake.test")
+		if n < len(wantTimes) {
+			if rc.State != queue.Deferred {
+				t.Fatalf("after attempt %d: state %s, want deferred", n, rc.State)
+			}
+			if want := t0.Add(wantTimes[n]); !rc.NextAttempt.Equal(want) {
+				t.Fatalf("after attempt %d: next attempt %s, want %s", n, rc.NextAttempt.Sub(t0), wantTimes[n])
+			}
+			// Warned once, at the first attempt after 30m (the 4th, at 35m).
+			if warned := len(h.dsns(t)) == 1; warned != (n >= 4) || m.DelayWarned != (n >= 4) {
+				t.Fatalf("after attempt %d: %d notices, delay_warned %v", n, len(h.dsns(t)), m.DelayWarned)
+			}
+			h.clock.Advance(rc.NextAttempt.Sub(h.clock.Now()))
+			h.engine.kick()
+		}
+	}
+	rc := recipientOf(t, m, "r450-a@fake.test")
+	if rc.State != queue.Bounced || rc.Attempts != 5 {
+		t.Fatalf("final: state %s after %d attempts, want bounced after 5", rc.State, rc.Attempts)
+	}
+	for i, a := range m.Attempts {
+		if want := t0.Add(wantTimes[i]); !a.Time.Equal(want) {
+			t.Errorf("attempt %d at %s, want %s", i+1, a.Time.Sub(t0), wantTimes[i])
+		}
+	}
+	notices := h.dsns(t)
+	if len(notices) != 2 {
+		t.Fatalf("want a delay warning and a bounce, got %d notices", len(notices))
+	}
+	for i, n := range notices {
+		body, err := h.store.Body(n.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := parseDSN(t, body)
+		body.Close()
+		if i == 0 {
+			checkDSN(t, d, "delayed", map[string]string{"r450-a@fake.test": "4.2.1"}, "450")
+		} else {
+			checkDSN(t, d, "failed", map[string]string{"r450-a@fake.test": "4.4.7"}, "450 4.2.1 mailbox busy")
+		}
+	}
+}
+
+// TestNullSenderNeverNotified: a message from <> bounces silently and gets
+// no delay warning either.
+func TestNullSenderNeverNotified(t *testing.T) {
+	srv := newFakeServer(t)
+	route := testRoute("fake", srv.port())
+	route.Retry.DelayWarning = time.Minute
+	h := newHarness(t, []Route{route}, nil)
+	bounced := h.enqueue(t, "", "r550-a@fake.test")
+	h.clock.Advance(2 * time.Minute) // the other one is past delay_warning at its first failure
+	delayed := h.enqueue(t, "", "r450-a@fake.test")
+	h.clock.Advance(2 * time.Minute)
+	h.start()
+	if rc := recipientOf(t, h.settled(t, bounced, 1), "r550-a@fake.test"); rc.State != queue.Bounced {
+		t.Fatalf("state %s, want bounced", rc.State)
+	}
+	if rc := recipientOf(t, h.settled(t, delayed, 1), "r450-a@fake.test"); rc.State != queue.Deferred {
+		t.Fatalf("state %s, want deferred", rc.State)
+	}
+	if n := len(h.dsns(t)); n != 0 {
+		t.Fatalf("a <> sender got %d notices", n)
+	}
+}
+
+// TestNotifyControlsNotices: NOTIFY=NEVER suppresses the bounce, NOTIFY
+// without DELAY the warning, and NOTIFY=SUCCESS to a next hop without DSN
+// gives a "relayed" notice.
+func TestNotifyControlsNotices(t *testing.T) {
+	cases := []struct {
+		name       string
+		rcpt       string
+		notify     string
+		wantAction string // "" = no notice
+		wantStatus string
+	}{
+		{"never suppresses bounce", "r550-a@fake.test", "NEVER", "", ""},
+		{"failure gives bounce", "r550-a@fake.test", "FAILURE", "failed", "5.1.1"},
+		{"delay only: no bounce", "r550-a@fake.test", "DELAY", "", ""},
+		{"failure only: no warning", "r450-a@fake.test", "FAILURE", "", ""},
+		{"delay gives warning", "r450-a@fake.test", "DELAY", "delayed", "4.2.1"},
+		{"success relayed", "ok-a@fake.test", "SUCCESS", "relayed", "2.0.0"},
+		{"no success notice unasked", "ok-a@fake.test", "", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newFakeServer(t)
+			route := testRoute("fake", srv.port())
+			route.Retry.DelayWarning = time.Minute
+			h := newHarness(t, []Route{route}, nil)
+			id, err := h.store.Enqueue(queue.Envelope{Sender: "sender@client.test",
+				Recipients: []queue.RecipientSpec{{Address: tc.rcpt, Notify: tc.notify}}},
+				stringsReader(testBody("sender@client.test", "test message")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.clock.Advance(2 * time.Minute)
+			h.start()
+			h.settled(t, id, 1)
+			if tc.wantAction == "" {
+				if n := len(h.dsns(t)); n != 0 {
+					t.Fatalf("got %d notices, want none", n)
+				}
+				return
+			}
+			d := h.onlyDSN(t, "sender@client.test")
+			checkDSN(t, d, tc.wantAction, map[string]string{tc.rcpt: tc.wantStatus}, "")
+		})
+	}
+}
