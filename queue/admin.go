@@ -113,7 +113,7 @@ func (s *Store) Flush() (int, error) {
 		for _, id := range ids {
 			r, err := load(tx, id)
 			if err != nil {
-				return err
+				continue // undecodable: set aside at the next Open
 			}
 			if r.status() != StatusDeferred {
 				continue

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -58,7 +59,9 @@ func (s *Store) Lease(now time.Time, max int) ([]Lease, error) {
 		for _, id := range ids {
 			r, err := load(tx, id)
 			if err != nil {
-				return err
+				// Undecodable: skip it so the others still go out; the
+				// next Open sets it aside as damaged.
+				continue
 			}
 			var due []string
 			for i := range r.Recipients {
@@ -175,7 +178,7 @@ func (s *Store) RecordOutcome(l Lease, a Attempt, outcomes []Outcome) error {
 		}
 		return save(tx, r, d)
 	})
-	if err == ErrLeaseLost {
+	if errors.Is(err, ErrLeaseLost) {
 		return fmt.Errorf("queue: record outcome for %s: %w", id, ErrLeaseLost)
 	}
 	if err != nil {
