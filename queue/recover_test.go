@@ -126,3 +126,17 @@ func TestOpenRebuildsIndexes(t *testing.T) {
 		t.Errorf("after rebuild leased %v, want [%s %s]", got, a, b)
 	}
 }
+
+func TestLeaseSkipsRecordDamagedWhileOpen(t *testing.T) {
+	ts := openTestStore(t)
+	a := ts.mustEnqueue(t, envelope("s@example.com", "a@example.org"), "x")
+	b := ts.mustEnqueue(t, envelope("s@example.com", "a@example.org"), "y")
+	if err := ts.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMsgs).Put([]byte(a), []byte("garbage"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := leaseIDs(ts.mustLease(t, ts.clock.Now(), 10)); !slices.Equal(got, []ID{b}) {
+		t.Errorf("leased %v, want only the intact %s", got, b)
+	}
+}
