@@ -64,3 +64,32 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// The configuration `make install` puts in /etc/mailq must load, and must
+// use the directories the systemd unit provides.
+func TestSystemdConfigLoads(t *testing.T) {
+	cfg, err := Load("../systemd/mailq.toml")
+	if err != nil {
+		t.Fatalf("systemd/mailq.toml does not load: %v", err)
+	}
+	want := map[string]string{
+		"data_dir":       "/var/lib/mailq",            // StateDirectory=mailq
+		"control.socket": "/run/mailq/control.sock",   // RuntimeDirectory=mailq
+		"maildrop.dir":   "/var/spool/mailq/maildrop", // tmpfiles.d, ReadWritePaths=
+	}
+	got := map[string]string{"data_dir": cfg.DataDir, "control.socket": cfg.Control.Socket, "maildrop.dir": cfg.Maildrop.Dir}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	unit, err := os.ReadFile("../systemd/mailq.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"StateDirectory=mailq", "RuntimeDirectory=mailq", "ReadWritePaths=/var/spool/mailq", "Type=notify"} {
+		if !strings.Contains(string(unit), "\n"+line+"\n") {
+			t.Errorf("mailq.service lacks %q", line)
+		}
+	}
+}

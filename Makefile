@@ -1,0 +1,41 @@
+# mailq: build and install. `make install` needs root (or DESTDIR=…).
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+# Programs that hard-code /usr/sbin/sendmail need SENDMAIL=/usr/sbin/sendmail,
+# on a machine where no other MTA owns that path.
+SENDMAIL ?= $(PREFIX)/sbin/sendmail
+SYSCONF  ?= /etc
+DESTDIR  ?=
+
+.PHONY: build test install clean
+
+build:
+	go build -o bin/mailq ./cmd/mailq
+	go build -o bin/mailqctl ./cmd/mailqctl
+
+test:
+	go test -race ./...
+
+install: build
+	install -D -m 0755 bin/mailq $(DESTDIR)$(BINDIR)/mailq
+	install -D -m 0755 bin/mailqctl $(DESTDIR)$(BINDIR)/mailqctl
+	install -d $(DESTDIR)$(dir $(SENDMAIL))
+	ln -sf $(BINDIR)/mailqctl $(DESTDIR)$(SENDMAIL)
+	install -D -m 0644 systemd/sysusers.d/mailq.conf $(DESTDIR)$(SYSCONF)/sysusers.d/mailq.conf
+	install -D -m 0644 systemd/tmpfiles.d/mailq.conf $(DESTDIR)$(SYSCONF)/tmpfiles.d/mailq.conf
+	install -d $(DESTDIR)$(SYSCONF)/systemd/system
+	sed 's#/usr/local/bin/mailq#$(BINDIR)/mailq#' systemd/mailq.service >$(DESTDIR)$(SYSCONF)/systemd/system/mailq.service
+	chmod 0644 $(DESTDIR)$(SYSCONF)/systemd/system/mailq.service
+	install -d -m 0755 $(DESTDIR)$(SYSCONF)/mailq
+	install -m 0644 config.example.toml $(DESTDIR)$(SYSCONF)/mailq/mailq.toml.example
+	test -e $(DESTDIR)$(SYSCONF)/mailq/mailq.toml || install -m 0640 systemd/mailq.toml $(DESTDIR)$(SYSCONF)/mailq/mailq.toml
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSCONF)/sysusers.d/mailq.conf && \
+		systemd-tmpfiles --create $(SYSCONF)/tmpfiles.d/mailq.conf && \
+		chgrp mailq $(SYSCONF)/mailq/mailq.toml && \
+		{ systemctl daemon-reload 2>/dev/null || true; } && \
+		echo "installed; start with: systemctl enable --now mailq"; \
+	fi
+
+clean:
+	rm -rf bin
