@@ -105,35 +105,35 @@ func TestSendmailEnvelopeOptions(t *testing.T) {
 				}
 			}},
 		{name: "-N -R -V", args: []string{"-N", "failure,delay", "-R", "hdrs", "-V", "env-42", "--", "x@example.org"},
-			input: "Subject: s\n\nhi\n", sender: me+"@host.test", recipients: []string{"x@example.org"},
+			input: "Subject: s\n\nhi\n", sender: me + "@host.test", recipients: []string{"x@example.org"},
 			check: func(t *testing.T, m *queue.Message, body string) {
 				if m.Recipients[0].Notify != "FAILURE,DELAY" || m.Ret != "HDRS" || m.EnvID != "env-42" {
 					t.Errorf("notify %q ret %q envid %q", m.Recipients[0].Notify, m.Ret, m.EnvID)
 				}
 			}},
 		{name: "lone dot ends input", args: []string{"x@example.org"},
-			input: "Subject: s\n\nbefore\n.\nafter\n", sender: me+"@host.test", recipients: []string{"x@example.org"},
+			input: "Subject: s\n\nbefore\n.\nafter\n", sender: me + "@host.test", recipients: []string{"x@example.org"},
 			check: func(t *testing.T, m *queue.Message, body string) {
 				if !strings.HasSuffix(body, "\r\n\r\nbefore\r\n") {
 					t.Errorf("body does not end at the dot:\n%q", body)
 				}
 			}},
 		{name: "-i keeps the dot", args: []string{"-i", "x@example.org"},
-			input: "Subject: s\n\nbefore\n.\nafter\n", sender: me+"@host.test", recipients: []string{"x@example.org"},
+			input: "Subject: s\n\nbefore\n.\nafter\n", sender: me + "@host.test", recipients: []string{"x@example.org"},
 			check: func(t *testing.T, m *queue.Message, body string) {
 				if !strings.HasSuffix(body, "\r\n\r\nbefore\r\n.\r\nafter\r\n") {
 					t.Errorf("body lost the dot line:\n%q", body)
 				}
 			}},
 		{name: "-oi clustered with -t", args: []string{"-ti", "-oi"},
-			input: "To: x@example.org\n\nbefore\n.\nafter\n", sender: me+"@host.test", recipients: []string{"x@example.org"},
+			input: "To: x@example.org\n\nbefore\n.\nafter\n", sender: me + "@host.test", recipients: []string{"x@example.org"},
 			check: func(t *testing.T, m *queue.Message, body string) {
 				if !strings.HasSuffix(body, "before\r\n.\r\nafter\r\n") {
 					t.Errorf("body lost the dot line:\n%q", body)
 				}
 			}},
 		{name: "no header at all", args: []string{"x@example.org"},
-			input: "just text\n", sender: me+"@host.test", recipients: []string{"x@example.org"},
+			input: "just text\n", sender: me + "@host.test", recipients: []string{"x@example.org"},
 			check: func(t *testing.T, m *queue.Message, body string) {
 				if !strings.HasSuffix(body, "\r\n\r\njust text\r\n") || !strings.Contains(body, "\r\nDate: ") {
 					t.Errorf("headerless message:\n%q", body)
