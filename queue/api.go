@@ -108,6 +108,7 @@ type Message struct {
 	EnvID       string      `json:"envid"`
 	Ret         string      `json:"ret"`
 	SMTPUTF8    bool        `json:"smtputf8"`
+	EightBit    bool        `json:"eightbit"` // the body has bytes >= 0x80 (BODY=8BITMIME when the server offers it)
 	Source      string      `json:"source"`
 	Recipients  []Recipient `json:"recipients"`
 	Attempts    []Attempt   `json:"attempts,omitempty"`

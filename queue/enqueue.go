@@ -26,7 +26,7 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 			return "", fmt.Errorf("queue: enqueue: recipient %d has an empty address", i+1)
 		}
 	}
-	chunks, size, err := readChunks(body)
+	chunks, size, eightBit, err := readChunks(body)
 	if err != nil {
 		return "", fmt.Errorf("queue: enqueue: reading the message body failed, nothing was stored: %w", err)
 	}
@@ -47,6 +47,7 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 			EnvID:    env.EnvID,
 			Ret:      env.Ret,
 			SMTPUTF8: env.SMTPUTF8,
+			EightBit: eightBit,
 			Source:   env.Source,
 		}, Chunks: len(chunks)}
 		for _, rc := range env.Recipients {
@@ -75,23 +76,34 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 	return id, nil
 }
 
-func readChunks(body io.Reader) ([][]byte, int64, error) {
-	var chunks [][]byte
-	var size int64
+// readChunks reads the body in bodyChunkSize pieces and notes whether it
+// has 8-bit bytes, so delivery knows whether to ask for BODY=8BITMIME
+// (RFC 6152) without reading the body twice.
+func readChunks(body io.Reader) (chunks [][]byte, size int64, eightBit bool, err error) {
 	for {
 		buf := make([]byte, bodyChunkSize)
 		n, err := io.ReadFull(body, buf)
 		if n > 0 {
 			chunks = append(chunks, buf[:n:n])
 			size += int64(n)
+			eightBit = eightBit || hasEightBit(buf[:n])
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return chunks, size, nil
+			return chunks, size, eightBit, nil
 		}
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 	}
+}
+
+func hasEightBit(p []byte) bool {
+	for _, c := range p {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 // Body streams the stored body of a live or retained message, one chunk

@@ -145,3 +145,24 @@ func TestClosedStore(t *testing.T) {
 		t.Errorf("Get after Close: %v, want ErrClosed", err)
 	}
 }
+
+func TestEnqueueNotesEightBitBody(t *testing.T) {
+	ts := openTestStore(t)
+	tests := []struct {
+		name string
+		body string
+		want bool
+	}{
+		{"ascii", "Subject: hi\r\n\r\nplain\r\n", false},
+		{"utf-8 body", "Subject: hi\r\n\r\ncaf\xc3\xa9\r\n", true},
+		{"8-bit byte past the first chunk", strings.Repeat("a", bodyChunkSize+10) + "\xff", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := ts.mustEnqueue(t, envelope("a@example.com", "b@example.org"), tt.body)
+			if got := ts.mustGet(t, id).EightBit; got != tt.want {
+				t.Errorf("EightBit = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
