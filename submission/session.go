@@ -47,6 +47,7 @@ var (
 	errTLSRequired  = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
 	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	errTooLarge     = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message exceeds the maximum message size"}
+	errLineTooLong  = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message has a line longer than 2000 octets (RFC 5321 4.5.3.1.6 allows 1000)"}
 	errStoreFailed  = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Cannot store the message now; it was not queued, try again later"}
 )
 
@@ -222,6 +223,8 @@ func readError(err error) error {
 	switch {
 	case errors.Is(err, intake.ErrTooLarge), errors.Is(err, smtp.ErrDataTooLarge):
 		return errTooLarge
+	case errors.Is(err, smtp.ErrTooLongLine):
+		return errLineTooLong
 	case errors.As(err, &se):
 		return se
 	}
