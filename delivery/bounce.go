@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"mailq/policy"
 	"mailq/queue"
 )
 
@@ -112,5 +113,40 @@ func (e *Engine) bounceRecorded(id queue.ID) {
 	e.mu.Unlock()
 	if ok {
 		close(ch)
+	}
+}
+
+// retakeBounceRequest handles a BounceNow for a message that was in flight
+// when it was asked: once that attempt is recorded, the message is made due
+// again so the next lease bounces what is left; if nothing is left, the
+// waiter is released.
+func (e *Engine) retakeBounceRequest(m *queue.Message, all []decided) {
+	e.mu.Lock()
+	ch, ok := e.bounces[m.ID]
+	e.mu.Unlock()
+	if !ok {
+		return
+	}
+	final := make(map[string]bool)
+	for _, dc := range all {
+		if dc.decision.Action != policy.Retry {
+			final[dc.rcpt.Address] = true
+		}
+	}
+	left := false
+	for _, rc := range m.Recipients {
+		if !rc.State.Done() && !final[rc.Address] {
+			left = true
+		}
+	}
+	if !left {
+		e.mu.Lock()
+		delete(e.bounces, m.ID)
+		e.mu.Unlock()
+		close(ch)
+		return
+	}
+	if err := e.store.MakeDue(m.ID); err != nil {
+		e.log.Error().Err(err).Str("queue_id", string(m.ID)).Msg("cannot make the message due for the bounce the operator asked for; run mailqctl bounce again")
 	}
 }

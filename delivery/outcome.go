@@ -79,6 +79,7 @@ func (e *Engine) complete(run *leaseRun) {
 		e.count(dc)
 	}
 	e.bounceRecorded(m.ID)
+	e.retakeBounceRequest(m, all)
 	for _, r := range run.results {
 		if r.route != nil && r.duration > 0 {
 			metrics.AttemptDuration.WithLabelValues(r.route.Name()).Observe(r.duration.Seconds())
