@@ -3,8 +3,8 @@ package smtpproto
 import (
 	"context"
 	"encoding/base64"
-	"net"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"testing"

@@ -21,10 +21,10 @@ import (
 
 // testPKI is a CA and leaf certificates generated for one test run.
 type testPKI struct {
-	caFile                        string
+	caFile                         string
 	good, wrongName, expired, self tls.Certificate
-	clientCertFile, clientKeyFile string
-	caPool                        *x509.CertPool
+	clientCertFile, clientKeyFile  string
+	caPool                         *x509.CertPool
 }
 
 var (
