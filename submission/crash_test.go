@@ -125,7 +125,7 @@ func submitSome(addr string, worker, conn int, ack func(queue.ID, string)) bool 
 	}
 	defer c.Close()
 	for i := range 5 {
-		msg := fmt.Sprintf("Subject: crash %d/%d/%d\r\nX-Pad: %s\r\n\r\nbody %d\r\n", worker, conn, i, strings.Repeat("p", rand.IntN(3000)), i)
+		msg := fmt.Sprintf("Subject: crash %d/%d/%d\r\nX-Pad: %s\r\n\r\nbody %d\r\n", worker, conn, i, strings.Repeat("p", rand.IntN(900)), i)
 		if err := c.Mail("a@example.com", nil); err != nil {
 			return false
 		}
