@@ -313,7 +313,7 @@ func (c *Conn) cmd(line string) (rawReply, error) {
 
 // ioErr names a cancelled context instead of a bare deadline error.
 func (c *Conn) ioErr(err error) error {
-	if c.cancelled.Load() && c.ctx != nil && c.ctx.Err() != nil {
+	if c.ctx != nil && c.ctx.Err() != nil {
 		return fmt.Errorf("%w (%v)", c.ctx.Err(), err)
 	}
 	return err
