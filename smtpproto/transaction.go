@@ -329,9 +329,6 @@ func (st *txState) outcome() error {
 	if len(sf.ValidUnsent) == 0 && len(sf.Invalid) == 0 {
 		return nil
 	}
-	if sf.Reply == nil && len(sf.Failed) == 1 && len(sf.ValidSent) == 0 && len(st.res.Recipients) == 1 {
-		return sf.Failed[0]
-	}
 	return sf
 }
 
