@@ -197,7 +197,7 @@ func (s *Server) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown source %q: use control or sendmail", source))
 		return
 	}
-	br := bufio.NewReaderSize(r.Body, 64<<10)
+	br := bufio.NewReaderSize(r.Body, 16<<10)
 	line, err := readLine(br, maxEnvelopeLine)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "reading the envelope line: "+err.Error())

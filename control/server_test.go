@@ -26,7 +26,7 @@ type testDaemon struct {
 
 // shortTempDir is a temp dir with a path short enough for a unix socket
 // (108 bytes on Linux), removed at the end of the test.
-func shortTempDir(t *testing.T) string {
+func shortTempDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "mqc")
 	if err != nil {
@@ -36,7 +36,7 @@ func shortTempDir(t *testing.T) string {
 	return dir
 }
 
-func startDaemon(t *testing.T, opts ServerOptions) *testDaemon {
+func startDaemon(t testing.TB, opts ServerOptions) *testDaemon {
 	t.Helper()
 	st, err := queue.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{})
 	if err != nil {
@@ -67,7 +67,7 @@ func startDaemon(t *testing.T, opts ServerOptions) *testDaemon {
 }
 
 // waitForSocket waits until something accepts connections on sock.
-func waitForSocket(t *testing.T, sock string) {
+func waitForSocket(t testing.TB, sock string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -57,7 +57,7 @@ type daemon struct {
 	config   string
 }
 
-func startDaemon(t *testing.T, opts control.ServerOptions) *daemon {
+func startDaemon(t testing.TB, opts control.ServerOptions) *daemon {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "mqd")
 	if err != nil {
@@ -116,12 +116,12 @@ type result struct {
 }
 
 // exe runs a binary from binDir with env added to a clean environment.
-func exe(t *testing.T, name string, env []string, stdin string, args ...string) result {
+func exe(t testing.TB, name string, env []string, stdin string, args ...string) result {
 	t.Helper()
 	return exeCmd(t, exec.Command(filepath.Join(binDir, name), args...), env, stdin)
 }
 
-func exeCmd(t *testing.T, cmd *exec.Cmd, env []string, stdin string) result {
+func exeCmd(t testing.TB, cmd *exec.Cmd, env []string, stdin string) result {
 	t.Helper()
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "MAILQ_CONFIG=/nonexistent/mailq.toml", "USER=tester", "LOGNAME=tester"}, env...)
 	cmd.Stdin = strings.NewReader(stdin)
