@@ -49,7 +49,8 @@ func Load(path string) (*Config, error) {
 	}
 	cfg, err := Parse(text)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		// One line per problem, each naming the file.
+		return nil, errors.Join(prefixEach(path+": ", err)...)
 	}
 	cfg.Path = path
 	return cfg, nil

@@ -179,7 +179,9 @@ func (c *Config) validateRoutes() []error {
 		if r.Host == "" {
 			bad("key \"host\" must not be empty")
 		}
-		errs = append(errs, validateRetry(where+" [route.retry]", r.RetryPolicy)...)
+		if len(r.Retry) > 0 { // an inherited [retry] was checked once already
+			errs = append(errs, validateRetry(where+" [route.retry]", r.RetryPolicy)...)
+		}
 		if v, ok := any(&r.Settings).(settingsValidator); ok {
 			// Its errors already name the route and the key.
 			errs = append(errs, prefixEach("config: ", v.Validate())...)

@@ -48,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	path := config.Find(*configPath)
 	cfg, err := config.Load(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "mailq: invalid configuration: %v\n", err)
+		fmt.Fprintf(stderr, "mailq: invalid configuration:\n%v\n", err)
 		return 1
 	}
 	if *checkOnly {
