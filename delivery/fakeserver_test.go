@@ -37,6 +37,7 @@ type fakeServer struct {
 }
 
 type fakeMessage struct {
+	Mail string // the whole MAIL FROM line, with its parameters
 	From string
 	To   []string
 	Data string
@@ -116,7 +117,7 @@ func (s *fakeServer) session(c net.Conn) {
 	if !reply("220 fake.test ESMTP scripted") {
 		return
 	}
-	var from string
+	var from, mailLine string
 	var rcpts []string
 	inTx := false
 	for {
@@ -137,6 +138,7 @@ func (s *fakeServer) session(c net.Conn) {
 			reply("250 fake.test")
 		case strings.HasPrefix(verb, "MAIL FROM:"):
 			from = addrOf(line[len("MAIL FROM:"):])
+			mailLine = line
 			rcpts = nil
 			switch behaviour(from) {
 			case "m553":
@@ -219,7 +221,7 @@ func (s *fakeServer) session(c net.Conn) {
 			}
 			if strings.HasPrefix(final, "250") {
 				s.mu.Lock()
-				s.messages = append(s.messages, fakeMessage{From: from, To: append([]string(nil), rcpts...), Data: data.String()})
+				s.messages = append(s.messages, fakeMessage{Mail: mailLine, From: from, To: append([]string(nil), rcpts...), Data: data.String()})
 				s.mu.Unlock()
 			}
 			inTx = false

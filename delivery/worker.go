@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"sync"
@@ -143,7 +144,7 @@ func (e *Engine) deliver(ctx context.Context, p *part) partResult {
 		addrs[i] = rc.Address
 		env.Recipients = append(env.Recipients, smtpproto.Recipient{Address: rc.Address, Notify: rc.Notify, ORCPT: rc.ORCPT})
 	}
-	eightBit, err := e.hasEightBit(m.ID)
+	src, eightBit, err := e.bodySource(m)
 	if err != nil {
 		// The body is unreadable: retrying cannot help the next hop, but a
 		// store error may be passing; retry and let the lifetime decide.
@@ -165,7 +166,7 @@ func (e *Engine) deliver(ctx context.Context, p *part) partResult {
 	res.tls = conn.TLSVersion()
 	_, res.nextHopDSN = conn.Extensions()["DSN"]
 
-	body, err := e.store.Body(m.ID)
+	body, err := src()
 	if err != nil {
 		// Nothing was sent; the connection is still good.
 		p.pool.put(pc, true)
@@ -202,27 +203,49 @@ func reusableAfter(err error) bool {
 	return false
 }
 
-// hasEightBit scans the stored body for bytes above 127, which decide
-// BODY=8BITMIME (RFC 6152) before MAIL FROM is sent.
-func (e *Engine) hasEightBit(id queue.ID) (bool, error) {
-	body, err := e.store.Body(id)
+// smallBody is the size up to which a body is read into memory once (to
+// scan it and to send it) instead of being streamed from the store twice.
+const smallBody = 256 << 10
+
+// bodySource scans the stored body for bytes above 127, which decide
+// BODY=8BITMIME (RFC 6152) before MAIL FROM is sent, and returns a function
+// that opens the body for sending. Small bodies are read once and kept;
+// large ones are streamed from the store again so memory stays bounded.
+func (e *Engine) bodySource(m *queue.Message) (open func() (io.ReadCloser, error), eightBit bool, err error) {
+	body, err := e.store.Body(m.ID)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	defer body.Close()
+	if m.Size <= smallBody {
+		data, err := io.ReadAll(body)
+		if err != nil {
+			return nil, false, err
+		}
+		open = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+		return open, hasHighBit(data), nil
+	}
+	open = func() (io.ReadCloser, error) { return e.store.Body(m.ID) }
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := body.Read(buf)
-		for _, b := range buf[:n] {
-			if b >= 0x80 {
-				return true, nil
-			}
+		if hasHighBit(buf[:n]) {
+			return open, true, nil
 		}
 		if err == io.EOF {
-			return false, nil
+			return open, false, nil
 		}
 		if err != nil {
-			return false, err
+			return nil, false, err
 		}
 	}
+}
+
+func hasHighBit(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
