@@ -128,8 +128,9 @@ type bodyReader struct {
 	s      *Store
 	id     ID
 	chunks int
-	next   int
-	buf    []byte
+	next   int    // the chunk load reads next
+	buf    []byte // the unread rest of the current chunk
+	pos    int64  // offset of the next byte Read returns
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -137,22 +138,62 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		if b.next >= b.chunks {
 			return 0, io.EOF
 		}
-		err := b.s.view(func(tx *bolt.Tx) error {
-			v := tx.Bucket(bucketBodies).Get(chunkKey(b.id, uint32(b.next)))
-			if v == nil {
-				return fmt.Errorf("queue: body of %s: chunk %d is gone (message deleted or purged while being read)", b.id, b.next)
-			}
-			b.buf = append(b.buf[:0], v...) // copy: v is only valid inside the transaction
-			return nil
-		})
-		if err != nil {
+		if err := b.load(); err != nil {
 			return 0, err
 		}
-		b.next++
 	}
 	n := copy(p, b.buf)
 	b.buf = b.buf[n:]
+	b.pos += int64(n)
 	return n, nil
+}
+
+// load reads chunk b.next into b.buf and advances b.next.
+func (b *bodyReader) load() error {
+	if b.next >= b.chunks {
+		return nil
+	}
+	err := b.s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBodies).Get(chunkKey(b.id, uint32(b.next)))
+		if v == nil {
+			return fmt.Errorf("queue: body of %s: chunk %d is gone (message deleted or purged while being read)", b.id, b.next)
+		}
+		b.buf = append(b.buf[:0], v...) // copy: v is only valid inside the transaction
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.next++
+	return nil
+}
+
+// Seek lets a sender rewind the body, e.g. to send the same message again
+// in a further transaction on one connection when a server took only some
+// recipients (RFC 5321 §4.5.3.1.10). Every chunk but the last is
+// bodyChunkSize long, so an offset maps to a chunk directly.
+func (b *bodyReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += b.pos
+	default:
+		return 0, fmt.Errorf("queue: body of %s: seek from the end is not supported", b.id)
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("queue: body of %s: negative seek", b.id)
+	}
+	if offset == b.pos {
+		return offset, nil
+	}
+	b.next, b.buf, b.pos = int(offset/bodyChunkSize), nil, offset
+	if skip := int(offset % bodyChunkSize); skip > 0 {
+		if err := b.load(); err != nil {
+			return 0, err
+		}
+		b.buf = b.buf[min(skip, len(b.buf)):]
+	}
+	return offset, nil
 }
 
 func (b *bodyReader) Close() error {

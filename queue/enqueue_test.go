@@ -166,3 +166,37 @@ func TestEnqueueNotesEightBitBody(t *testing.T) {
 		})
 	}
 }
+
+func TestBodySeeksToAnyOffset(t *testing.T) {
+	ts := openTestStore(t)
+	body := make([]byte, 3*bodyChunkSize+777)
+	for i := range body {
+		body[i] = byte(i % 251)
+	}
+	id := ts.mustEnqueue(t, envelope("a@example.com", "b@example.org"), string(body))
+	rc, err := ts.Body(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	sk := rc.(io.ReadSeeker)
+	head := make([]byte, 100)
+	if _, err := io.ReadFull(sk, head); err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := sk.Seek(0, io.SeekCurrent); err != nil || cur != 100 {
+		t.Fatalf("Seek(0, current) = %d, %v; want 100", cur, err)
+	}
+	for _, off := range []int64{0, 1, bodyChunkSize - 1, bodyChunkSize, 2*bodyChunkSize + 5, int64(len(body))} {
+		if _, err := sk.Seek(off, io.SeekStart); err != nil {
+			t.Fatalf("Seek(%d): %v", off, err)
+		}
+		rest, err := io.ReadAll(sk)
+		if err != nil {
+			t.Fatalf("read after Seek(%d): %v", off, err)
+		}
+		if !bytes.Equal(rest, body[off:]) {
+			t.Fatalf("after Seek(%d): got %d bytes, want %d (content differs)", off, len(rest), len(body)-int(off))
+		}
+	}
+}
