@@ -1,10 +1,7 @@
 package config
 
 import (
-	"context"
-	"net"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -90,22 +87,15 @@ var (
 // resolver knows a longer name for it (RFC 5321 §4.1.1.1 wants the FQDN in
 // EHLO). It is computed once: a resolver that is slow must not slow every Load.
 func defaultHostname() string {
+	// No DNS lookup for a fully qualified name: every mailqctl and sendmail
+	// call loads the configuration, and a resolver timeout there would stall
+	// legacy programs. Operators whose kernel hostname is bare set hostname.
 	hostnameOnce.Do(func() {
 		h, err := os.Hostname()
 		if err != nil || h == "" {
 			h = "localhost"
 		}
 		hostnameValue = h
-		if strings.Contains(h, ".") {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		defer cancel()
-		if cname, err := net.DefaultResolver.LookupCNAME(ctx, h); err == nil {
-			if c := strings.TrimSuffix(cname, "."); strings.Contains(c, ".") {
-				hostnameValue = c
-			}
-		}
 	})
 	return hostnameValue
 }
