@@ -3,6 +3,7 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"time"
@@ -222,10 +223,12 @@ func (e *Engine) bodySource(m *queue.Message) (open func() (io.ReadCloser, error
 		if err != nil {
 			return nil, false, err
 		}
-		open = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+		// A Seeker lets smtpproto send the body again in a further
+		// transaction (452 split).
+		open = func() (io.ReadCloser, error) { return readSeekNopCloser{bytes.NewReader(data)}, nil }
 		return open, hasHighBit(data), nil
 	}
-	open = func() (io.ReadCloser, error) { return e.store.Body(m.ID) }
+	open = func() (io.ReadCloser, error) { return e.rewindableBody(m.ID) }
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := body.Read(buf)
@@ -249,3 +252,50 @@ func hasHighBit(b []byte) bool {
 	}
 	return false
 }
+
+type readSeekNopCloser struct{ *bytes.Reader }
+
+func (readSeekNopCloser) Close() error { return nil }
+
+// rewindableBody streams a stored body and can start over (Seek to 0) by
+// opening it again, so a large body can be sent in a further transaction
+// without being held in memory.
+func (e *Engine) rewindableBody(id queue.ID) (io.ReadCloser, error) {
+	rc, err := e.store.Body(id)
+	if err != nil {
+		return nil, err
+	}
+	return &storeBody{open: func() (io.ReadCloser, error) { return e.store.Body(id) }, rc: rc}, nil
+}
+
+type storeBody struct {
+	open func() (io.ReadCloser, error)
+	rc   io.ReadCloser
+	pos  int64
+}
+
+func (b *storeBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.pos += int64(n)
+	return n, err
+}
+
+// Seek supports what a resend needs: asking the position, and going back
+// to the start.
+func (b *storeBody) Seek(offset int64, whence int) (int64, error) {
+	switch {
+	case whence == io.SeekCurrent && offset == 0:
+		return b.pos, nil
+	case whence == io.SeekStart && offset == 0:
+		rc, err := b.open()
+		if err != nil {
+			return b.pos, err
+		}
+		b.rc.Close()
+		b.rc, b.pos = rc, 0
+		return 0, nil
+	}
+	return b.pos, errors.New("delivery: a stored body can only be rewound to its start")
+}
+
+func (b *storeBody) Close() error { return b.rc.Close() }
