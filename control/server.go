@@ -62,21 +62,39 @@ const shutdownWait = 5 * time.Second
 // the socket. A stale socket nobody answers on is replaced; a live one is an
 // error (another daemon runs).
 func (s *Server) Serve(ctx context.Context, socketPath, group string) error {
-	if err := removeStaleSocket(socketPath); err != nil {
+	ln, err := s.Listen(socketPath, group)
+	if err != nil {
 		return err
+	}
+	return s.ServeListener(ctx, ln)
+}
+
+// Listen binds the control socket as Serve describes, so the daemon can
+// announce "ready" only once it is bound; ServeListener then serves it.
+func (s *Server) Listen(socketPath, group string) (net.Listener, error) {
+	if err := removeStaleSocket(socketPath); err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("unix", socketPath)
 	if err != nil {
-		return fmt.Errorf("control: listen on %s: %w (check that its directory exists and is writable by the daemon)", socketPath, err)
+		return nil, fmt.Errorf("control: listen on %s: %w (check that its directory exists and is writable by the daemon)", socketPath, err)
 	}
-	defer ln.Close() // also unlinks the socket file
 	gid, err := s.setSocketOwnership(socketPath, group)
 	if err != nil {
-		return err
+		ln.Close()
+		return nil, err
 	}
 	if s.opts.Authorize == nil {
 		s.opts.Authorize = GroupAuthorizer(gid)
 	}
+	s.opts.Logger.Info().Str("socket", socketPath).Msg("control socket listening")
+	return ln, nil
+}
+
+// ServeListener serves the API on ln until ctx ends, then closes ln (which
+// unlinks a unix socket) after at most shutdownWait for requests in flight.
+func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
+	defer ln.Close()
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ConnContext:       connContext,
@@ -84,10 +102,9 @@ func (s *Server) Serve(ctx context.Context, socketPath, group string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.opts.Logger.Info().Str("socket", socketPath).Msg("control socket listening")
 	select {
 	case err := <-errc:
-		return fmt.Errorf("control: serving %s: %w", socketPath, err)
+		return fmt.Errorf("control: serving %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)

@@ -2,52 +2,181 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"mailq/config"
+	"mailq/control"
+	"mailq/delivery"
+	"mailq/intake"
 	"mailq/metrics"
+	"mailq/policy"
 	"mailq/queue"
+	"mailq/submission"
 )
 
 // components are the daemon's running parts. startComponents binds every
 // listener before the daemon logs "ready"; shutdown stops them in the
-// reverse order of the flow of mail: intake first, delivery last.
+// order mail flows: intake first, delivery last.
 type components struct {
 	log zerolog.Logger
 
-	// Intake and control (wired in later: submission listeners, maildrop
-	// watcher, control socket server).
-	// submission []*submission.Server
-	// maildrop   *maildrop.Watcher
-	// control    *control.Server
+	delivery *delivery.Engine
+	maildrop *intake.Maildrop
 
-	// Delivery engine; reload hands it the new routes and policy.
-	// delivery *delivery.Engine
+	intake       sync.WaitGroup // submission listeners, maildrop, control
+	delivered    chan error     // delivery.Run's result
+	stopIntake   context.CancelFunc
+	stopDelivery context.CancelFunc
 
 	metricsServer *http.Server
 	metricsAddr   net.Addr
 	metricsDone   chan error
 }
 
-// startComponents starts what the configuration asks for. On error,
-// whatever was started is stopped again.
-func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store, log zerolog.Logger) (*components, error) {
-	_ = ctx   // the delivery engine and intake will run under ctx
-	_ = store // and share the store
-	c := &components{log: log}
+// startComponents binds and starts what the configuration asks for. On
+// error, whatever was started is stopped again.
+func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store, log zerolog.Logger) (c *components, err error) {
+	c = &components{log: log, delivered: make(chan error, 1)}
+	intakeCtx, stopIntake := context.WithCancel(ctx)
+	deliveryCtx, stopDelivery := context.WithCancel(ctx)
+	c.stopIntake, c.stopDelivery = stopIntake, stopDelivery
+	var bound []func(context.Context) error // started only once everything is bound
+	defer func() {
+		if err != nil {
+			stopIntake()
+			stopDelivery()
+			c.intake.Wait()
+		}
+	}()
+
+	engine, err := delivery.New(delivery.Options{
+		Store:                 store,
+		Routes:                deliveryRoutes(cfg),
+		Workers:               cfg.Delivery.Workers,
+		PerRouteConnections:   cfg.Delivery.PerRouteConnections,
+		MessagesPerConnection: cfg.Delivery.MessagesPerConnection,
+		IdleTimeout:           cfg.Delivery.IdleTimeout.Duration,
+		ShutdownGrace:         cfg.ShutdownGrace.Duration,
+		Hostname:              cfg.Hostname,
+		Logger:                log.With().Str("component", "delivery").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	c.delivery = engine
+
+	for _, sc := range cfg.Submission {
+		opts, err := submissionOptions(cfg, sc, store, log)
+		if err != nil {
+			return nil, err
+		}
+		l, err := submission.New(opts)
+		if err != nil {
+			return nil, fmt.Errorf("[[submission]] %s: %w", sc.Listen, err)
+		}
+		log.Info().Str("listen", l.Addr().String()).Msg("SMTP submission listening")
+		bound = append(bound, l.Serve)
+	}
+
+	c.maildrop = intake.NewMaildrop(intake.MaildropOptions{
+		Dir:            cfg.Maildrop.Dir,
+		Store:          store,
+		MaxMessageSize: cfg.MaxMessageSize,
+		Hostname:       cfg.Hostname,
+		PollInterval:   cfg.Maildrop.PollInterval.Duration,
+		Logger:         log.With().Str("component", "maildrop").Logger(),
+	})
+	bound = append(bound, c.maildrop.Run)
+
+	ctl := control.NewServer(control.ServerOptions{
+		Store:          store,
+		Hostname:       cfg.Hostname,
+		MaxMessageSize: cfg.MaxMessageSize,
+		Logger:         log.With().Str("component", "control").Logger(),
+		MaildropFailed: c.maildrop.FailedCount,
+		Bounce: func(_ context.Context, id queue.ID) error {
+			return engine.BounceNow([]queue.ID{id})
+		},
+	})
+	ln, err := ctl.Listen(cfg.Control.Socket, cfg.Control.SocketGroup)
+	if err != nil {
+		return nil, err
+	}
+	bound = append(bound, func(ctx context.Context) error { return ctl.ServeListener(ctx, ln) })
+
 	if cfg.Metrics.Listen != "" {
 		if err := c.startMetrics(cfg.Metrics.Listen); err != nil {
+			ln.Close()
 			return nil, err
 		}
 	}
+
+	for _, run := range bound {
+		c.intake.Add(1)
+		go func() {
+			defer c.intake.Done()
+			if err := run(intakeCtx); err != nil && intakeCtx.Err() == nil {
+				log.Error().Err(err).Msg("an intake component stopped; mail it would take waits until a restart")
+			}
+		}()
+	}
+	go func() { c.delivered <- engine.Run(deliveryCtx) }()
 	return c, nil
+}
+
+// deliveryRoutes turns the configured routes into delivery's.
+func deliveryRoutes(cfg *config.Config) []delivery.Route {
+	routes := make([]delivery.Route, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		routes = append(routes, delivery.Route{Settings: r.Settings, Retry: retryPolicy(r.RetryPolicy)})
+	}
+	return routes
+}
+
+func retryPolicy(r config.Retry) policy.RetryPolicy {
+	return policy.RetryPolicy{
+		Initial:      r.Initial.Duration,
+		Multiplier:   r.Multiplier,
+		MaxInterval:  r.MaxInterval.Duration,
+		Jitter:       r.Jitter,
+		MaxLifetime:  r.MaxLifetime.Duration,
+		DelayWarning: r.DelayWarning.Duration,
+	}
+}
+
+// submissionOptions maps one [[submission]] table to the listener's options.
+func submissionOptions(cfg *config.Config, sc config.Submission, store *queue.Store, log zerolog.Logger) (submission.Options, error) {
+	opts := submission.Options{
+		Listen:         sc.Listen,
+		ImplicitTLS:    sc.ImplicitTLS,
+		AuthFile:       sc.AuthFile,
+		RequireAuth:    sc.RequireAuth,
+		RequireTLS:     sc.RequireTLS,
+		MaxConns:       sc.MaxConns,
+		MaxRecipients:  sc.MaxRecipients,
+		MaxMessageSize: cfg.MaxMessageSize,
+		Timeout:        sc.Timeout.Duration,
+		Hostname:       cfg.Hostname,
+		Store:          store,
+		Logger:         log.With().Str("component", "submission").Str("listen", sc.Listen).Logger(),
+	}
+	if sc.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(sc.TLSCertFile, sc.TLSKeyFile)
+		if err != nil {
+			return opts, fmt.Errorf("[[submission]] %s: tls.cert_file/tls.key_file: %w", sc.Listen, err)
+		}
+		opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return opts, nil
 }
 
 // startMetrics binds [metrics] listen and serves /metrics in the background.
@@ -67,14 +196,33 @@ func (c *components) startMetrics(addr string) error {
 }
 
 // reload hands a new, valid configuration to the parts that can change
-// while running (routes and retry policy go to the delivery engine).
-func (c *components) reload(cfg *config.Config) {
-	_ = cfg // delivery.Reload(cfg) will go here
+// while running: routes and retry policy go to the delivery engine.
+func (c *components) reload(cfg *config.Config) error {
+	return c.delivery.SetRoutes(deliveryRoutes(cfg))
 }
 
-// shutdown stops every component, waiting at most until ctx is done.
+// shutdown stops intake (no new mail), then lets delivery drain (it keeps
+// its own shutdown_grace), then stops metrics; it waits at most until ctx
+// is done.
 func (c *components) shutdown(ctx context.Context) error {
 	var errs []error
+	c.stopIntake()
+	intakeDone := make(chan struct{})
+	go func() { c.intake.Wait(); close(intakeDone) }()
+	select {
+	case <-intakeDone:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("intake: %w", ctx.Err()))
+	}
+	c.stopDelivery()
+	select {
+	case err := <-c.delivered:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			errs = append(errs, fmt.Errorf("delivery: %w", err))
+		}
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("delivery: %w", ctx.Err()))
+	}
 	if c.metricsServer != nil {
 		if err := c.metricsServer.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("metrics server: %w", err))

@@ -123,7 +123,10 @@ func reload(old *config.Config, comps *components, log zerolog.Logger) *config.C
 	for _, key := range restartOnlyChanges(old, next) {
 		log.Warn().Str("key", key).Msg("changed on reload but takes effect only after a restart")
 	}
-	comps.reload(next)
+	if err := comps.reload(next); err != nil {
+		log.Error().Err(err).Msg("reload failed; keeping the running configuration")
+		return old
+	}
 	log.Info().Str("config", configSource(next)).Strs("routes", routeSummary(next)).Msg("configuration reloaded")
 	return next
 }
