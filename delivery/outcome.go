@@ -199,7 +199,11 @@ func finalReplies(r partResult) []queue.StepReply {
 			continue
 		}
 		seen[key] = true
-		out = append(out, queue.StepReply{Command: "final reply for <" + d.Recipient + ">", Reply: rep})
+		cmd := "final reply for <" + d.Recipient + ">"
+		if d.Action == policy.Deliver {
+			cmd = "end of data" // only the reply to the final dot delivers
+		}
+		out = append(out, queue.StepReply{Command: cmd, Reply: rep})
 	}
 	return out
 }
