@@ -103,18 +103,21 @@ func TestNotifyControlsNotices(t *testing.T) {
 		notify     string
 		wantAction string // "" = no notice
 		wantStatus string
+		serverDSN  bool
 	}{
-		{"never suppresses bounce", "r550-a@fake.test", "NEVER", "", ""},
-		{"failure gives bounce", "r550-a@fake.test", "FAILURE", "failed", "5.1.1"},
-		{"delay only: no bounce", "r550-a@fake.test", "DELAY", "", ""},
-		{"failure only: no warning", "r450-a@fake.test", "FAILURE", "", ""},
-		{"delay gives warning", "r450-a@fake.test", "DELAY", "delayed", "4.2.1"},
-		{"success relayed", "ok-a@fake.test", "SUCCESS", "relayed", "2.0.0"},
-		{"no success notice unasked", "ok-a@fake.test", "", "", ""},
+		{"never suppresses bounce", "r550-a@fake.test", "NEVER", "", "", false},
+		{"failure gives bounce", "r550-a@fake.test", "FAILURE", "failed", "5.1.1", false},
+		{"delay only: no bounce", "r550-a@fake.test", "DELAY", "", "", false},
+		{"failure only: no warning", "r450-a@fake.test", "FAILURE", "", "", false},
+		{"delay gives warning", "r450-a@fake.test", "DELAY", "delayed", "4.2.1", false},
+		{"success relayed", "ok-a@fake.test", "SUCCESS", "relayed", "2.0.0", false},
+		{"no success notice unasked", "ok-a@fake.test", "", "", "", false},
+		{"next hop with DSN reports success itself", "ok-a@fake.test", "SUCCESS", "", "", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newFakeServer(t)
+			srv.dsn = tc.serverDSN
 			route := testRoute("fake", srv.port())
 			route.Retry.DelayWarning = time.Minute
 			h := newHarness(t, []Route{route}, nil)
