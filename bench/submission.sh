@@ -259,7 +259,12 @@ verify() {
 		}
 		;;
 	postfix/relay)
-		got=$(grep -c 'status=sent' "$pf/maillog" || true)
+		# postlogd writes the log asynchronously: give the last lines a moment.
+		for _ in $(seq 50); do
+			got=$(grep -c 'status=sent' "$pf/maillog" || true)
+			((got >= want)) && break
+			sleep 0.1
+		done
 		((got == want)) || {
 			echo "$0: postfix logged $got status=sent, sent $want" >&2
 			exit 1
