@@ -89,18 +89,22 @@ func TestAuthFailureIsOperatorError(t *testing.T) {
 	if rc := recipientOf(t, m, "ok-a@fake.test"); rc.State != queue.Deferred {
 		t.Fatalf("auth failure: %s, want deferred (never a bounce)", rc.State)
 	}
-	logs := h.logBuf.String()
-	if strings.Contains(logs, "s3cret") {
-		t.Fatalf("the password reached the log:\n%s", logs)
-	}
-	errorLines := 0
-	for _, line := range strings.Split(logs, "\n") {
-		var ev map[string]any
-		if json.Unmarshal([]byte(line), &ev) == nil && ev["recipient"] == "ok-a@fake.test" && ev["level"] == "error" {
-			errorLines++
+	// The outcome is logged just after it is recorded.
+	errorLines := func() int {
+		n := 0
+		for _, line := range strings.Split(h.logBuf.String(), "\n") {
+			var ev map[string]any
+			if json.Unmarshal([]byte(line), &ev) == nil && ev["recipient"] == "ok-a@fake.test" && ev["level"] == "error" {
+				n++
+			}
 		}
+		return n
 	}
-	if errorLines != 1 {
-		t.Errorf("want one error-level outcome line for the AUTH failure, got %d:\n%s", errorLines, logs)
+	waitFor(t, "the error-level outcome line", func() bool { return errorLines() > 0 })
+	if n := errorLines(); n != 1 {
+		t.Errorf("want one error-level outcome line for the AUTH failure, got %d:\n%s", n, h.logBuf.String())
+	}
+	if logs := h.logBuf.String(); strings.Contains(logs, "s3cret") {
+		t.Fatalf("the password reached the log:\n%s", logs)
 	}
 }

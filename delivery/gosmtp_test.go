@@ -116,7 +116,9 @@ func TestDeliveryToGoSMTP(t *testing.T) {
 	d := h.onlyDSN(t, "sender@client.test")
 	checkDSN(t, d, "failed", map[string]string{"reject-b@sink.test": "5.1.1"}, "no such user here")
 
-	// One JSON log line per recipient outcome with the documented fields.
+	// One JSON log line per recipient outcome with the documented fields
+	// (written just after the outcome is recorded).
+	waitFor(t, "three outcome log lines", func() bool { return strings.Count(h.logBuf.String(), `"queue_id":"`+string(id)+`","recipient"`) >= 3 })
 	found := 0
 	for _, line := range strings.Split(h.logBuf.String(), "\n") {
 		var ev map[string]any

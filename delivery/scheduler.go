@@ -135,8 +135,9 @@ func (e *Engine) enqueuePart(ctx context.Context, p *part) {
 func (e *Engine) pumpLocked(ctx context.Context) {
 	for e.busy < e.opts.Workers && !e.closed {
 		started := false
+		first := e.next
 		for i := 0; i < len(e.working) && e.busy < e.opts.Workers; i++ {
-			idx := (e.next + i) % len(e.working)
+			idx := (first + i) % len(e.working)
 			pool := e.working[idx]
 			if len(pool.queue) == 0 || pool.active >= pool.limit {
 				continue
