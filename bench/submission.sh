@@ -49,10 +49,15 @@ pf=$tmp/postfix
 mq=$tmp/mailq
 mailq_pid=
 sink_pid=
+source_pid=
 
 cleanup() {
 	local rc=$?
 	set +e
+	if [[ -n $source_pid ]]; then
+		kill -TERM "$source_pid" 2>/dev/null
+		wait "$source_pid" 2>/dev/null
+	fi
 	if [[ -n $mailq_pid ]]; then
 		kill -TERM "$mailq_pid" 2>/dev/null
 		wait "$mailq_pid" 2>/dev/null
@@ -79,7 +84,8 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # free_port prints a loopback TCP port nobody listens on right now.
 free_port() {
@@ -298,12 +304,16 @@ for s in $SESSIONS; do
 		((r % 2 == 0)) && order=$(echo "$TARGETS" | tr ' ' '\n' | tac | tr '\n' ' ')
 		for target in $order; do
 			start=$(now)
+			# In the background and waited for, so a signal runs the trap at once.
 			smtp-source -s "$s" -m "$MESSAGES" -l "$SIZE" -f a@example.com -t b@example.org \
-				127.0.0.1:"$(port_of "$target")" >"$tmp/source.log" 2>&1 || {
+				127.0.0.1:"$(port_of "$target")" >"$tmp/source.log" 2>&1 &
+			source_pid=$!
+			wait "$source_pid" || {
 				echo "$0: smtp-source into $target failed:" >&2
 				cat "$tmp/source.log" >&2
 				exit 1
 			}
+			source_pid=
 			[[ $mode == relay ]] && drain "$target"
 			end=$(now)
 			sent[$target]=$((sent[$target] + MESSAGES))
