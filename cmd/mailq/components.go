@@ -113,6 +113,7 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 	}
 	bound = append(bound, func(ctx context.Context) error { return ctl.ServeListener(ctx, ln) })
 
+	registerQueueMetrics(store, log)
 	if cfg.Metrics.Listen != "" {
 		if err := c.startMetrics(cfg.Metrics.Listen); err != nil {
 			ln.Close()
