@@ -95,20 +95,31 @@ func (e *Engine) schedule(ctx context.Context) time.Duration {
 }
 
 // freeSlots is how many more messages may be leased now: the workers not
-// busy. Parts queued behind saturated routes do not count, so that a
-// stalled route's backlog does not stop other routes' mail from being
-// leased; maxWaiting bounds that backlog.
+// busy, plus a small read-ahead so a worker that finishes finds its next
+// part already leased instead of waiting for the store. Parts queued
+// behind saturated routes do not count, so that a stalled route's backlog
+// does not stop other routes' mail from being leased; maxWaiting bounds
+// that backlog.
 func (e *Engine) freeSlots() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return 0
 	}
-	free := e.opts.Workers - e.busy
+	runnable := 0
+	for _, p := range e.working {
+		runnable += min(len(p.queue), max(p.limit-p.active, 0))
+	}
+	free := e.opts.Workers + e.readAhead() - e.busy - runnable
 	if room := e.maxWaiting() - e.waiting; room < free {
 		free = room
 	}
 	return free
+}
+
+// readAhead is how many runnable parts may wait for a worker.
+func (e *Engine) readAhead() int {
+	return max(1, e.opts.Workers/2)
 }
 
 // maxWaiting bounds the parts leased but queued behind saturated routes.
