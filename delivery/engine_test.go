@@ -123,3 +123,36 @@ func TestWakesOnEnqueue(t *testing.T) {
 		t.Errorf("new message took %s to be delivered", d)
 	}
 }
+
+// TestTranscriptPerAttempt: with transcripts on, each attempt over a reused
+// connection keeps only its own part of the session.
+func TestTranscriptPerAttempt(t *testing.T) {
+	srv := newFakeServer(t)
+	h := newHarness(t, []Route{testRoute("fake", srv.port())}, func(o *Options) {
+		o.DialOptions.Transcript = true
+		o.Workers = 1
+		o.PerRouteConnections = 1
+	})
+	first := h.enqueue(t, "sender@client.test", "ok-first@fake.test")
+	h.start()
+	m1 := h.settled(t, first, 1)
+	second := h.enqueue(t, "sender@client.test", "ok-second@fake.test")
+	m2 := h.settled(t, second, 1)
+	if a, _, _ := srv.stats(); a != 1 {
+		t.Fatalf("%d connections, want the second message on the reused one", a)
+	}
+	t1 := strings.Join(m1.Attempts[0].Transcript, "\n")
+	t2 := strings.Join(m2.Attempts[0].Transcript, "\n")
+	for _, c := range []struct {
+		name, tr, want, not string
+	}{
+		{"first", t1, "EHLO", "ok-second"},
+		{"first", t1, "ok-first@fake.test", ""},
+		{"second", t2, "NOOP", "EHLO"},
+		{"second", t2, "ok-second@fake.test", "ok-first"},
+	} {
+		if !strings.Contains(c.tr, c.want) || (c.not != "" && strings.Contains(c.tr, c.not)) {
+			t.Errorf("%s attempt transcript should have %q and not %q:\n%s", c.name, c.want, c.not, c.tr)
+		}
+	}
+}

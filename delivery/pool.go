@@ -35,6 +35,7 @@ type routePool struct {
 type pooledConn struct {
 	conn  *smtpproto.Conn
 	uses  int         // messages sent over it
+	mark  int         // transcript lines that belong to earlier messages
 	timer *time.Timer // closes it when idle too long; nil while in use
 }
 
@@ -100,6 +101,9 @@ func (p *routePool) put(pc *pooledConn, reusable bool) {
 		p.mu.Unlock()
 		p.discard(pc)
 		return
+	}
+	if p.dialOpts.Transcript {
+		pc.mark = len(pc.conn.Transcript())
 	}
 	pc.timer = time.AfterFunc(p.idleTimeout, func() { p.expire(pc) })
 	p.idle = append(p.idle, pc)

@@ -177,7 +177,13 @@ func (e *Engine) deliver(ctx context.Context, p *part) partResult {
 	}
 	sent, err := conn.Send(ctx, env, body)
 	body.Close()
-	res.transcript = conn.Transcript()
+	if p.pool.dialOpts.Transcript {
+		// The connection's transcript spans every message it carried; this
+		// attempt's part starts where the previous message's ended.
+		if tr := conn.Transcript(); pc.mark <= len(tr) {
+			res.transcript = tr[pc.mark:]
+		}
+	}
 	if sent == nil {
 		// smtpproto promises a complete Result; treat its absence as a
 		// broken session.
