@@ -41,25 +41,32 @@ type opsSink struct {
 	msgs []sinkMessage
 }
 
+// sinkMessage is one accepted transaction, with the RFC 3461 parameters
+// the client sent (the sink offers DSN).
 type sinkMessage struct {
-	From string
-	To   []string
-	Data string
+	From   string
+	To     []string
+	Data   string
+	Ret    string            // RET=
+	EnvID  string            // ENVID=
+	Notify map[string]string // recipient → NOTIFY=, comma separated
 }
 
 type opsSession struct {
-	s    *opsSink
-	from string
-	to   []string
+	s   *opsSink
+	msg sinkMessage
 }
 
-func (s *opsSession) Reset()        { s.from, s.to = "", nil }
+func (s *opsSession) Reset()        { s.msg = sinkMessage{} }
 func (s *opsSession) Logout() error { return nil }
-func (s *opsSession) Mail(from string, _ *smtp.MailOptions) error {
-	s.from = from
+func (s *opsSession) Mail(from string, opts *smtp.MailOptions) error {
+	s.msg = sinkMessage{From: from, Notify: map[string]string{}}
+	if opts != nil {
+		s.msg.Ret, s.msg.EnvID = string(opts.Return), opts.EnvelopeID
+	}
 	return nil
 }
-func (s *opsSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (s *opsSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	switch {
 	case s.s.acceptAll:
 	case strings.HasPrefix(to, "defer"):
@@ -67,7 +74,14 @@ func (s *opsSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	case strings.HasPrefix(to, "bounce"):
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
 	}
-	s.to = append(s.to, to)
+	s.msg.To = append(s.msg.To, to)
+	if opts != nil && len(opts.Notify) > 0 {
+		var n []string
+		for _, v := range opts.Notify {
+			n = append(n, string(v))
+		}
+		s.msg.Notify[to] = strings.Join(n, ",")
+	}
 	return nil
 }
 func (s *opsSession) Data(r io.Reader) error {
@@ -76,7 +90,10 @@ func (s *opsSession) Data(r io.Reader) error {
 		return err
 	}
 	s.s.mu.Lock()
-	s.s.msgs = append(s.s.msgs, sinkMessage{From: s.from, To: append([]string(nil), s.to...), Data: string(b)})
+	m := s.msg
+	m.To = append([]string(nil), m.To...)
+	m.Data = string(b)
+	s.s.msgs = append(s.s.msgs, m)
 	s.s.mu.Unlock()
 	return nil
 }
@@ -89,6 +106,7 @@ func startOpsSink(t *testing.T, name string, acceptAll bool) *opsSink {
 		return &opsSession{s: s}, nil
 	}))
 	srv.Domain = name + ".sink.test"
+	srv.EnableDSN = true
 	srv.ReadTimeout = 30 * time.Second
 	srv.WriteTimeout = 30 * time.Second
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
