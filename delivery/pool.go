@@ -28,7 +28,6 @@ type routePool struct {
 
 	mu      sync.Mutex // guards what follows
 	idle    []*pooledConn
-	open    int
 	retired bool
 }
 
@@ -58,7 +57,6 @@ func (p *routePool) get(ctx context.Context) (*pooledConn, error) {
 		p.mu.Lock()
 		n := len(p.idle)
 		if n == 0 {
-			p.open++
 			p.mu.Unlock()
 			break
 		}
@@ -74,9 +72,6 @@ func (p *routePool) get(ctx context.Context) (*pooledConn, error) {
 	}
 	conn, err := smtpproto.Dial(ctx, &p.route.Settings, p.dialOpts)
 	if err != nil {
-		p.mu.Lock()
-		p.open--
-		p.mu.Unlock()
 		return nil, err
 	}
 	metrics.ConnectionsOpen.WithLabelValues(p.name).Inc()
@@ -127,9 +122,6 @@ func (p *routePool) expire(pc *pooledConn) {
 // discard closes pc (QUIT per the route's quitwait) and forgets it.
 func (p *routePool) discard(pc *pooledConn) {
 	_ = pc.conn.Close()
-	p.mu.Lock()
-	p.open--
-	p.mu.Unlock()
 	metrics.ConnectionsOpen.WithLabelValues(p.name).Dec()
 }
 
@@ -150,11 +142,4 @@ func (p *routePool) retire() {
 		go func() { defer wg.Done(); p.discard(pc) }()
 	}
 	wg.Wait()
-}
-
-// openConns reports how many connections are open (tests).
-func (p *routePool) openConns() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.open
 }
