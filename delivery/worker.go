@@ -1,10 +1,7 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"sync"
 	"time"
 
@@ -145,15 +142,9 @@ func (e *Engine) deliver(ctx context.Context, p *part) partResult {
 		addrs[i] = rc.Address
 		env.Recipients = append(env.Recipients, smtpproto.Recipient{Address: rc.Address, Notify: rc.Notify, ORCPT: rc.ORCPT})
 	}
-	src, eightBit, err := e.bodySource(m)
-	if err != nil {
-		// The body is unreadable: retrying cannot help the next hop, but a
-		// store error may be passing; retry and let the lifetime decide.
-		res.decisions = policy.ConnectionFailure(addrs, err)
-		res.duration = time.Since(began)
-		return res
-	}
-	env.EightBit = eightBit
+	// The store noted 8-bit bytes at enqueue, which decide BODY=8BITMIME
+	// (RFC 6152) before MAIL FROM is sent.
+	env.EightBit = m.EightBit
 
 	pc, err := p.pool.get(ctx)
 	if err != nil {
@@ -167,9 +158,12 @@ func (e *Engine) deliver(ctx context.Context, p *part) partResult {
 	res.tls = conn.TLSVersion()
 	_, res.nextHopDSN = conn.Extensions()["DSN"]
 
-	body, err := src()
+	// The stored body streams chunk by chunk and can be rewound, so
+	// smtpproto can send it again in a further transaction (452 split).
+	body, err := e.store.Body(m.ID)
 	if err != nil {
-		// Nothing was sent; the connection is still good.
+		// Nothing was sent; the connection is still good. A store error
+		// may be passing: retry and let the lifetime decide.
 		p.pool.put(pc, true)
 		res.decisions = policy.ConnectionFailure(addrs, err)
 		res.duration = time.Since(began)
@@ -209,99 +203,3 @@ func reusableAfter(err error) bool {
 	}
 	return false
 }
-
-// smallBody is the size up to which a body is read into memory once (to
-// scan it and to send it) instead of being streamed from the store twice.
-const smallBody = 256 << 10
-
-// bodySource scans the stored body for bytes above 127, which decide
-// BODY=8BITMIME (RFC 6152) before MAIL FROM is sent, and returns a function
-// that opens the body for sending. Small bodies are read once and kept;
-// large ones are streamed from the store again so memory stays bounded.
-func (e *Engine) bodySource(m *queue.Message) (open func() (io.ReadCloser, error), eightBit bool, err error) {
-	body, err := e.store.Body(m.ID)
-	if err != nil {
-		return nil, false, err
-	}
-	defer body.Close()
-	if m.Size <= smallBody {
-		data, err := io.ReadAll(body)
-		if err != nil {
-			return nil, false, err
-		}
-		// A Seeker lets smtpproto send the body again in a further
-		// transaction (452 split).
-		open = func() (io.ReadCloser, error) { return readSeekNopCloser{bytes.NewReader(data)}, nil }
-		return open, hasHighBit(data), nil
-	}
-	open = func() (io.ReadCloser, error) { return e.rewindableBody(m.ID) }
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := body.Read(buf)
-		if hasHighBit(buf[:n]) {
-			return open, true, nil
-		}
-		if err == io.EOF {
-			return open, false, nil
-		}
-		if err != nil {
-			return nil, false, err
-		}
-	}
-}
-
-func hasHighBit(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return true
-		}
-	}
-	return false
-}
-
-type readSeekNopCloser struct{ *bytes.Reader }
-
-func (readSeekNopCloser) Close() error { return nil }
-
-// rewindableBody streams a stored body and can start over (Seek to 0) by
-// opening it again, so a large body can be sent in a further transaction
-// without being held in memory.
-func (e *Engine) rewindableBody(id queue.ID) (io.ReadCloser, error) {
-	rc, err := e.store.Body(id)
-	if err != nil {
-		return nil, err
-	}
-	return &storeBody{open: func() (io.ReadCloser, error) { return e.store.Body(id) }, rc: rc}, nil
-}
-
-type storeBody struct {
-	open func() (io.ReadCloser, error)
-	rc   io.ReadCloser
-	pos  int64
-}
-
-func (b *storeBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	b.pos += int64(n)
-	return n, err
-}
-
-// Seek supports what a resend needs: asking the position, and going back
-// to the start.
-func (b *storeBody) Seek(offset int64, whence int) (int64, error) {
-	switch {
-	case whence == io.SeekCurrent && offset == 0:
-		return b.pos, nil
-	case whence == io.SeekStart && offset == 0:
-		rc, err := b.open()
-		if err != nil {
-			return b.pos, err
-		}
-		b.rc.Close()
-		b.rc, b.pos = rc, 0
-		return 0, nil
-	}
-	return b.pos, errors.New("delivery: a stored body can only be rewound to its start")
-}
-
-func (b *storeBody) Close() error { return b.rc.Close() }

@@ -18,7 +18,6 @@ import (
 	"mailq/delivery"
 	"mailq/intake"
 	"mailq/metrics"
-	"mailq/policy"
 	"mailq/queue"
 	"mailq/submission"
 )
@@ -58,17 +57,7 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 		}
 	}()
 
-	engine, err := delivery.New(delivery.Options{
-		Store:                 store,
-		Routes:                deliveryRoutes(cfg),
-		Workers:               cfg.Delivery.Workers,
-		PerRouteConnections:   cfg.Delivery.PerRouteConnections,
-		MessagesPerConnection: cfg.Delivery.MessagesPerConnection,
-		IdleTimeout:           cfg.Delivery.IdleTimeout.Duration,
-		ShutdownGrace:         cfg.ShutdownGrace.Duration,
-		Hostname:              cfg.Hostname,
-		Logger:                log.With().Str("component", "delivery").Logger(),
-	})
+	engine, err := delivery.New(delivery.OptionsFromConfig(cfg, store, log.With().Str("component", "delivery").Logger()))
 	if err != nil {
 		return nil, fmt.Errorf("delivery: %w", err)
 	}
@@ -134,26 +123,6 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 	return c, nil
 }
 
-// deliveryRoutes turns the configured routes into delivery's.
-func deliveryRoutes(cfg *config.Config) []delivery.Route {
-	routes := make([]delivery.Route, 0, len(cfg.Routes))
-	for _, r := range cfg.Routes {
-		routes = append(routes, delivery.Route{Settings: r.Settings, Retry: retryPolicy(r.RetryPolicy)})
-	}
-	return routes
-}
-
-func retryPolicy(r config.Retry) policy.RetryPolicy {
-	return policy.RetryPolicy{
-		Initial:      r.Initial.Duration,
-		Multiplier:   r.Multiplier,
-		MaxInterval:  r.MaxInterval.Duration,
-		Jitter:       r.Jitter,
-		MaxLifetime:  r.MaxLifetime.Duration,
-		DelayWarning: r.DelayWarning.Duration,
-	}
-}
-
 // submissionOptions maps one [[submission]] table to the listener's options.
 func submissionOptions(cfg *config.Config, sc config.Submission, store *queue.Store, log zerolog.Logger) (submission.Options, error) {
 	opts := submission.Options{
@@ -199,7 +168,7 @@ func (c *components) startMetrics(addr string) error {
 // reload hands a new, valid configuration to the parts that can change
 // while running: routes and retry policy go to the delivery engine.
 func (c *components) reload(cfg *config.Config) error {
-	return c.delivery.SetRoutes(deliveryRoutes(cfg))
+	return c.delivery.SetRoutes(delivery.RoutesFromConfig(cfg.Routes))
 }
 
 // shutdown stops intake (no new mail), then lets delivery drain (it keeps
