@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -140,27 +141,12 @@ func (s *Store) Flush() (int, error) {
 // oldest first, and returns how many it dropped.
 func (s *Store) Purge(now time.Time) (int, error) {
 	var n int
-	limit := uint64(now.Add(-s.opts.Retention).UnixNano())
+	limit := now.Add(-s.opts.Retention).UnixNano()
 	err := s.write(0, func(tx *bolt.Tx, d *delta) error {
 		n = 0
-		var ids []ID
-		var stale [][]byte
-		c := tx.Bucket(bucketFinished).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			ns, id := splitTimeKey(k)
-			if uint64(ns) >= limit {
-				break
-			}
-			if tx.Bucket(bucketMsgs).Get([]byte(id)) == nil {
-				stale = append(stale, append([]byte(nil), k...))
-				continue
-			}
-			ids = append(ids, id)
-		}
-		for _, k := range stale {
-			if err := tx.Bucket(bucketFinished).Delete(k); err != nil {
-				return err
-			}
+		ids, err := idsUpTo(tx, bucketFinished, limit, math.MaxInt)
+		if err != nil {
+			return err
 		}
 		for _, id := range ids {
 			r, err := load(tx, id)

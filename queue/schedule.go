@@ -36,25 +36,9 @@ func (s *Store) Lease(now time.Time, max int) ([]Lease, error) {
 	var leases []Lease
 	err := s.write(0, func(tx *bolt.Tx, d *delta) error {
 		leases = leases[:0]
-		limit := uint64(now.UnixNano())
-		var ids []ID
-		var stale [][]byte
-		c := tx.Bucket(bucketSched).Cursor()
-		for k, _ := c.First(); k != nil && len(ids) < max; k, _ = c.Next() {
-			ns, id := splitTimeKey(k)
-			if uint64(ns) > limit {
-				break
-			}
-			if tx.Bucket(bucketMsgs).Get([]byte(id)) == nil {
-				stale = append(stale, append([]byte(nil), k...))
-				continue
-			}
-			ids = append(ids, id)
-		}
-		for _, k := range stale {
-			if err := tx.Bucket(bucketSched).Delete(k); err != nil {
-				return err
-			}
+		ids, err := idsUpTo(tx, bucketSched, now.UnixNano()+1, max)
+		if err != nil {
+			return err
 		}
 		for _, id := range ids {
 			r, err := load(tx, id)
@@ -185,4 +169,30 @@ func (s *Store) RecordOutcome(l Lease, a Attempt, outcomes []Outcome) error {
 		return fmt.Errorf("queue: record outcome: %w", err)
 	}
 	return nil
+}
+
+// idsUpTo walks a time-keyed index (sched or finished) from its start and
+// returns up to max ids whose time is before limit (ns). Entries whose
+// message no longer exists are index debris and are deleted on the way.
+func idsUpTo(tx *bolt.Tx, bucket []byte, limit int64, max int) ([]ID, error) {
+	var ids []ID
+	var stale [][]byte
+	c := tx.Bucket(bucket).Cursor()
+	for k, _ := c.First(); k != nil && len(ids) < max; k, _ = c.Next() {
+		ns, id := splitTimeKey(k)
+		if ns >= limit {
+			break
+		}
+		if tx.Bucket(bucketMsgs).Get([]byte(id)) == nil {
+			stale = append(stale, append([]byte(nil), k...))
+			continue
+		}
+		ids = append(ids, id)
+	}
+	for _, k := range stale {
+		if err := tx.Bucket(bucket).Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }
