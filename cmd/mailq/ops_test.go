@@ -18,9 +18,14 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
+
+	"mailq/queue"
 )
 
 // This file runs the daemon binary as an operator would (issue 7): real
@@ -517,6 +522,19 @@ func checkMetricNames(t *testing.T, families map[string]*dto.MetricFamily) {
 	if ours == 0 {
 		t.Error("no mailq metrics at all")
 	}
+	var mfs []*dto.MetricFamily
+	for name, f := range families {
+		if strings.HasPrefix(name, "mailq_") {
+			mfs = append(mfs, f)
+		}
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Errorf("promlint: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
 	for _, name := range []string{
 		"mailq_queue_messages", "mailq_queue_oldest_message_age_seconds", "mailq_enqueued_total",
 		"mailq_deliveries_total", "mailq_deferrals_total", "mailq_bounces_total",
@@ -603,4 +621,51 @@ func TestSIGHUPReroutesAndKeepsOldConfigOnError(t *testing.T) {
 		t.Errorf("the old server still got new mail after the reload")
 	}
 	d.stop(t)
+}
+
+// TestQueueCollector reads the queue gauges in process, with a fake clock:
+// counts by status, the oldest message's age, and nothing (not a failed
+// scrape) once the store is closed.
+func TestQueueCollector(t *testing.T) {
+	now := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	store, err := queue.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rcpt := range []string{"a@dest.test", "b@dest.test"} {
+		env := queue.Envelope{Sender: "app@client.test", Recipients: []queue.RecipientSpec{{Address: rcpt}}, Source: "control"}
+		if _, err := store.Enqueue(env, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	now = now.Add(90 * time.Second)
+	mu.Unlock()
+
+	c := queueCollector{store: store, log: zerolog.Nop()}
+	want := `
+# HELP mailq_queue_messages Messages in the queue by status (queued, active, deferred, held, done, damaged); the same counts as ` + "`mailqctl stats`" + `.
+# TYPE mailq_queue_messages gauge
+mailq_queue_messages{status="active"} 0
+mailq_queue_messages{status="damaged"} 0
+mailq_queue_messages{status="deferred"} 0
+mailq_queue_messages{status="done"} 0
+mailq_queue_messages{status="held"} 0
+mailq_queue_messages{status="queued"} 2
+# HELP mailq_queue_oldest_message_age_seconds Age of the oldest message not yet done, in seconds; 0 when the queue is empty.
+# TYPE mailq_queue_oldest_message_age_seconds gauge
+mailq_queue_oldest_message_age_seconds 90
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %v", problems, err)
+	}
+	store.Close()
+	if n := testutil.CollectAndCount(c); n != 0 {
+		t.Errorf("a closed store yields %d queue series, want none (and a logged error)", n)
+	}
 }
