@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -313,8 +314,17 @@ func (c *Conn) cmd(line string) (rawReply, error) {
 
 // ioErr names a cancelled context instead of a bare deadline error.
 func (c *Conn) ioErr(err error) error {
-	if c.ctx != nil && c.ctx.Err() != nil {
+	if c.ctx == nil {
+		return err
+	}
+	if c.ctx.Err() != nil {
 		return fmt.Errorf("%w (%v)", c.ctx.Err(), err)
+	}
+	// The socket deadline may fire a moment before the context's own timer
+	// for the same instant: a timeout at or past the context's deadline is
+	// that deadline.
+	if dl, ok := c.ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 	}
 	return err
 }
