@@ -24,7 +24,12 @@ func dialTransport(ctx context.Context, s *Settings, opts *DialOptions) (net.Con
 	if err != nil {
 		return nil, &ConnectError{Host: host, Port: port, Timeout: connectTO, Err: err}
 	}
-	base := &net.Dialer{Timeout: connectTO, LocalAddr: local}
+	base := &net.Dialer{Timeout: connectTO}
+	if local != nil {
+		// Only a non-nil *net.TCPAddr: a typed nil in the interface would
+		// make every error read "dial tcp <nil>->host:port".
+		base.LocalAddr = local
+	}
 
 	var via string
 	var hooked func(ctx context.Context, addr string) (net.Conn, error)

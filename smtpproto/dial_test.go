@@ -256,3 +256,22 @@ func TestLocalBind(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectRefusedNamesNoPhantomLocalAddress: without localaddress the
+// error must not read "dial tcp <nil>->…" (operators see it in show/logs).
+func TestConnectRefusedNamesNoPhantomLocalAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens there now
+	_, err = Dial(context.Background(), &Settings{Name: "t", Host: "127.0.0.1", Port: port}, DialOptions{})
+	var ce *ConnectError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want a ConnectError", err)
+	}
+	if strings.Contains(err.Error(), "<nil>") || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("err = %q: want a refused connection without a <nil> local address", err)
+	}
+}

@@ -68,14 +68,22 @@ func formatReply(r *queue.Reply) string {
 	if r == nil {
 		return "-"
 	}
-	s := fmt.Sprintf("%d", r.Code)
+	// Code 0 marks a failure mailq saw itself (no server reply, e.g. a
+	// refused connection): show only the status and the text.
+	var parts []string
+	if r.Code != 0 {
+		parts = append(parts, fmt.Sprintf("%d", r.Code))
+	}
 	if r.Enhanced != "" {
-		s += " " + r.Enhanced
+		parts = append(parts, r.Enhanced)
 	}
 	if r.Text != "" {
-		s += " " + oneLine(r.Text)
+		parts = append(parts, oneLine(r.Text))
 	}
-	return s
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
 }
 
 // printMessage is show's human form.

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"testing"
+
+	"mailq/queue"
+)
+
+func TestFormatReply(t *testing.T) {
+	tests := []struct {
+		name string
+		r    *queue.Reply
+		want string
+	}{
+		{"none yet", nil, "-"},
+		{"server reply", &queue.Reply{Code: 450, Enhanced: "4.2.1", Text: "try later"}, "450 4.2.1 try later"},
+		{"no enhanced code", &queue.Reply{Code: 250, Text: "ok"}, "250 ok"},
+		{"mailq's own failure has no code", &queue.Reply{Enhanced: "4.4.1", Text: "connection refused"}, "4.4.1 connection refused"},
+		{"multi-line text folded", &queue.Reply{Code: 550, Text: "no\nsuch user"}, "550 no such user"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := formatReply(tt.r); got != tt.want {
+				t.Errorf("formatReply = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
