@@ -26,6 +26,18 @@ func (r *Route) Name() string {
 	return fmt.Sprintf("%s:%d", r.Settings.Host, r.Settings.Port)
 }
 
+// envelopeFrom is the MAIL FROM for a message with this sender on this
+// route: the route's `from` (mail.smtp.from) when set, so a relay that
+// insists on one return address gets it; else the message's own sender.
+// The null sender is never replaced: notices must keep <> so they can
+// never cause a bounce loop (RFC 5321 §4.5.5, RFC 3464 §2).
+func (r *Route) envelopeFrom(sender string) string {
+	if sender == "" || r.Settings.From == "" {
+		return sender
+	}
+	return r.Settings.From
+}
+
 // NoRouteStatus is the RFC 3463 status given to a recipient whose domain no
 // route serves (no exact, suffix or "*" match). X.4.4 "unable to route"
 // (RFC 3463 §3.5) says what happened: mailq has no next hop for the

@@ -116,3 +116,21 @@ func TestPerRouteTransactions(t *testing.T) {
 	d := h.onlyDSN(t, "sender@client.test")
 	checkDSN(t, d, "failed", map[string]string{"ok-5@nowhere.test": NoRouteStatus}, "no route")
 }
+
+func TestRouteFromReplacesSenderButNeverTheNullSender(t *testing.T) {
+	tests := []struct {
+		name, from, sender, want string
+	}{
+		{"no from: the message's own sender", "", "a@example.com", "a@example.com"},
+		{"from set: mail.smtp.from wins", "bounce@relay.example", "a@example.com", "bounce@relay.example"},
+		{"null sender stays null", "bounce@relay.example", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Route{Settings: smtpproto.Settings{Name: "r", From: tt.from}}
+			if got := r.envelopeFrom(tt.sender); got != tt.want {
+				t.Errorf("envelopeFrom(%q) = %q, want %q", tt.sender, got, tt.want)
+			}
+		})
+	}
+}

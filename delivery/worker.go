@@ -132,7 +132,7 @@ func (e *Engine) deliver(ctx context.Context, p *part) partResult {
 	began := time.Now()
 	addrs := make([]string, len(p.recipients))
 	env := smtpproto.Envelope{
-		From:     m.Sender,
+		From:     p.route.envelopeFrom(m.Sender),
 		EnvID:    m.EnvID,
 		Ret:      m.Ret,
 		Size:     m.Size,
