@@ -27,9 +27,13 @@ type scramSHA256Mech struct {
 	step            int
 	clientFirstBare string
 	serverSignature []byte
+	verified        bool // the server's signature matched (RFC 5802 §3)
 }
 
 func (m *scramSHA256Mech) Name() string { return mechSCRAMSHA256 }
+
+// serverVerified reports whether the server-final-message was checked.
+func (m *scramSHA256Mech) serverVerified() bool { return m.verified }
 
 // Start returns client-first-message = gs2-header client-first-message-bare
 // (RFC 5802 §7).
@@ -126,6 +130,7 @@ func (m *scramSHA256Mech) verifyServerFinal(serverFinal string) ([]byte, error) 
 	if subtle.ConstantTimeCompare(v, m.serverSignature) != 1 {
 		return nil, errors.New("SCRAM-SHA-256: server signature is wrong; the server did not prove it knows the password (possible impostor)")
 	}
+	m.verified = true
 	return []byte{}, nil
 }
 

@@ -94,6 +94,12 @@ func (c *Conn) runAuth(mech saslMechanism) error {
 	if r.Code != 235 {
 		return fail(&r.Reply, nil)
 	}
+	// A mutual mechanism (SCRAM) must have checked the server's proof in a
+	// 334 before the 235 (RFC 4954 §4 carries it there); a 235 without it
+	// could come from a server that does not know the password.
+	if v, ok := mech.(interface{ serverVerified() bool }); ok && !v.serverVerified() {
+		return fail(&r.Reply, errors.New("the server accepted without proving it knows the password (no server-final-message); refusing to continue"))
+	}
 	return nil
 }
 
