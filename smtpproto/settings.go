@@ -59,7 +59,7 @@ type Settings struct {
 	SendPartial   bool   `toml:"sendpartial"`
 	ReportSuccess bool   `toml:"reportsuccess"`
 	Allow8BitMIME bool   `toml:"allow8bitmime"`
-	AllowUTF8     bool   `toml:"allowutf8"`
+	AllowUTF8     *bool  `toml:"allowutf8"` // nil = true (mailq); see AllowsUTF8
 	ChunkSize     int    `toml:"chunksize"`
 
 	SocksHost     string `toml:"socks.host"`
@@ -121,6 +121,15 @@ func (s *Settings) Timeouts() (connect, read, write time.Duration) {
 	}
 	return ms(s.ConnectionTimeout, DefaultConnectTimeout), ms(s.Timeout, DefaultTimeout), ms(s.WriteTimeout, DefaultWriteTimeout)
 }
+
+// AllowsUTF8 reports the allowutf8 key (mail.mime.allowutf8). mailq's
+// default is true, unlike JavaMail's false: intake already accepted the
+// message, and SMTPUTF8 (RFC 6531) is sent only for a message whose
+// envelope or headers need it, so true changes nothing for ASCII mail.
+// false forbids SMTPUTF8 on the route: such a message fails permanently
+// (5.6.7) without being offered, as JavaMail without allowutf8 would never
+// send UTF-8 either (and mailq never rewrites a message to ASCII).
+func (s *Settings) AllowsUTF8() bool { return s.AllowUTF8 == nil || *s.AllowUTF8 }
 
 // UseEHLO reports the ehlo key (default true).
 func (s *Settings) UseEHLO() bool { return s.EHLO == nil || *s.EHLO }

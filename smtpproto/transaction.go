@@ -55,10 +55,15 @@ func (c *Conn) Send(ctx context.Context, env Envelope, body io.Reader) (*Result,
 		}
 		return res, &SenderFailedError{Address: from, Reply: local}
 	}
-	if needsUTF8(env) && !c.ext.has("SMTPUTF8") {
+	if needsUTF8(env) && (!c.s.AllowsUTF8() || !c.ext.has("SMTPUTF8")) {
 		// RFC 6531 §3.2: without SMTPUTF8 the message cannot be sent
-		// unchanged, and mailq never rewrites one.
-		local := Reply{Code: 554, Enhanced: "5.6.7", Text: "message needs SMTPUTF8 but " + c.host + " does not advertise it"}
+		// unchanged, and mailq never rewrites one. allowutf8 = false
+		// forbids SMTPUTF8 on this route whatever the server offers.
+		text := "message needs SMTPUTF8 but " + c.host + " does not advertise it"
+		if !c.s.AllowsUTF8() {
+			text = "message needs SMTPUTF8 but route " + strconv.Quote(c.s.routeName()) + " has allowutf8 = false"
+		}
+		local := Reply{Code: 554, Enhanced: "5.6.7", Text: text}
 		sf := &SendFailedError{Command: "MAIL FROM", Reply: &local}
 		for i := range res.Recipients {
 			res.Recipients[i].Final = &local

@@ -45,7 +45,7 @@ func TestMailFromParameters(t *testing.T) {
 		{"SIZE when advertised", []string{"SIZE 100000"}, nil, Envelope{From: "a@x", Recipients: []Recipient{{Address: "b@y"}}, Size: 1234}, "MAIL FROM:<a@x> SIZE=1234"},
 		{"BODY=8BITMIME mailq adds unlike JavaMail", []string{"8BITMIME"}, nil, Envelope{From: "a@x", Recipients: []Recipient{{Address: "b@y"}}, EightBit: true}, "MAIL FROM:<a@x> BODY=8BITMIME"},
 		{"8bit without 8BITMIME sent unchanged", nil, nil, Envelope{From: "a@x", Recipients: []Recipient{{Address: "b@y"}}, EightBit: true}, "MAIL FROM:<a@x>"},
-		{"SMTPUTF8 only when needed", []string{"SMTPUTF8"}, func(s *Settings) { s.AllowUTF8 = true }, env1("a@x", "b@y"), "MAIL FROM:<a@x>"},
+		{"SMTPUTF8 only when needed", []string{"SMTPUTF8"}, func(s *Settings) { s.AllowUTF8 = boolp(true) }, env1("a@x", "b@y"), "MAIL FROM:<a@x>"},
 		{"SMTPUTF8 utf-8 sender", []string{"SMTPUTF8"}, nil, env1("ü@x", "b@y"), "MAIL FROM:<\xc3\xbc@x> SMTPUTF8"},
 		{"ENVID xtext with DSN", []string{"DSN"}, nil, Envelope{From: "a@x", Recipients: []Recipient{{Address: "b@y"}}, EnvID: "id+1=2"}, "MAIL FROM:<a@x> ENVID=id+2B1+3D2"},
 		{"param order", []string{"DSN", "SMTPUTF8", "SIZE", "8BITMIME"}, func(s *Settings) { s.DSNRet = "FULL"; s.MailExtension = "XVERP" },
@@ -90,15 +90,59 @@ func TestSubmitterNeedsAuthenticatedSession(t *testing.T) {
 	}
 }
 
-func TestSMTPUTF8WithoutServerSupportFailsPermanently(t *testing.T) {
-	fs := startFake(t, "220 fake", step{Expect: "EHLO client.test", Reply: ehloReply("8BITMIME")})
-	res, err, lines := sendFake(t, fs, fs.settings(), Envelope{From: "a@x", Recipients: []Recipient{{Address: "b@y"}}, SMTPUTF8: true}, "x\n")
-	var sf *SendFailedError
-	if !errors.As(err, &sf) || res.Recipients[0].Final == nil || res.Recipients[0].Final.Enhanced != "5.6.7" || !res.Recipients[0].Final.Permanent() {
-		t.Fatalf("err = %v, final = %+v", err, res.Recipients[0].Final)
+// TestSMTPUTF8Gate: a message that needs SMTPUTF8 (RFC 6531) goes only to a
+// server that advertises it and only on a route that allows it (allowutf8,
+// default true in mailq); otherwise it fails permanently with 5.6.7 and no
+// MAIL is sent. ASCII mail is unaffected by allowutf8 = false.
+func TestSMTPUTF8Gate(t *testing.T) {
+	utf8Headers := Envelope{From: "a@x", Recipients: []Recipient{{Address: "b@y"}}, SMTPUTF8: true}
+	cases := []struct {
+		name      string
+		ext       []string
+		allow     *bool
+		env       Envelope
+		wantMail  string // "" = no MAIL may be sent: 5.6.7
+		wantInErr string
+	}{
+		{"server without SMTPUTF8 fails permanently", []string{"8BITMIME"}, nil, utf8Headers, "", "does not advertise it"},
+		{"allowutf8 unset (true): headers need it, SMTPUTF8 sent", []string{"SMTPUTF8"}, nil, utf8Headers, "MAIL FROM:<a@x> SMTPUTF8", ""},
+		{"allowutf8 = true: utf-8 recipient", []string{"SMTPUTF8"}, boolp(true), env1("a@x", "\xc3\xbc@y"), "MAIL FROM:<a@x> SMTPUTF8", ""},
+		{"allowutf8 = false: utf-8 sender fails although the server offers SMTPUTF8", []string{"SMTPUTF8"}, boolp(false), env1("\xc3\xbc@x", "b@y"), "", "allowutf8 = false"},
+		{"allowutf8 = false: headers need it, fails", []string{"SMTPUTF8"}, boolp(false), utf8Headers, "", "allowutf8 = false"},
+		{"allowutf8 = false: ASCII message goes as usual", []string{"SMTPUTF8"}, boolp(false), env1("a@x", "b@y"), "MAIL FROM:<a@x>", ""},
 	}
-	if slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "MAIL") }) {
-		t.Fatalf("MAIL sent: %q", lines)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			script := []step{{Expect: "EHLO client.test", Reply: ehloReply(append([]string{"X"}, tc.ext...)...)}}
+			if tc.wantMail != "" {
+				script = append(script,
+					step{Expect: tc.wantMail, Reply: "250 ok"},
+					step{Expect: "RCPT TO:*", Reply: "250 ok"},
+					step{Expect: "DATA", Reply: "354 go"},
+					step{Data: true, Reply: "250 queued"})
+			}
+			fs := startFake(t, "220 fake", script...)
+			s := fs.settings()
+			s.AllowUTF8 = tc.allow
+			res, err, lines := sendFake(t, fs, s, tc.env, "Subject: x\n\nhi\n")
+			if tc.wantMail != "" {
+				if err != nil || !res.Recipients[0].Delivered {
+					t.Fatalf("err = %v, res = %+v", err, res)
+				}
+				return
+			}
+			var sf *SendFailedError
+			fin := res.Recipients[0].Final
+			if !errors.As(err, &sf) || fin == nil || fin.Code != 554 || fin.Enhanced != "5.6.7" || !strings.Contains(fin.Text, tc.wantInErr) {
+				t.Fatalf("err = %v, final = %+v; want a permanent 554 5.6.7 mentioning %q", err, fin, tc.wantInErr)
+			}
+			if !slices.Equal(sf.Invalid, []string{tc.env.Recipients[0].Address}) {
+				t.Fatalf("Invalid = %q", sf.Invalid)
+			}
+			if slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "MAIL") }) {
+				t.Fatalf("MAIL sent: %q", lines)
+			}
+		})
 	}
 }
 
