@@ -45,6 +45,12 @@ func (e *Engine) complete(run *leaseRun) {
 			rc := byAddr[d.Recipient]
 			if d.Action == policy.Retry && res.route != nil {
 				deadline := policy.Deadline(m.Arrival, m.HeldFor, res.route.Retry)
+				if !now.Before(deadline) && e.heldNow(m.ID) {
+					// Held while this attempt was in flight: a held message
+					// never expires (interfaces.md, hold); its lifetime
+					// resumes at release, with the time held added.
+					deadline = now.Add(max(res.route.Retry.MaxLifetime, time.Minute))
+				}
 				d = policy.Schedule([]policy.Decision{d}, max(rc.Attempts, 1), now, deadline, res.route.Retry, e.opts.Rand)[0]
 			}
 			all = append(all, decided{rcpt: rc, decision: d, res: res})
@@ -259,4 +265,11 @@ func (e *Engine) count(dc decided) {
 		class = d.Status[:1]
 	}
 	metrics.StatusClass.WithLabelValues(route, string(d.Action), class).Inc()
+}
+
+// heldNow reports whether the operator has held the message since it was
+// leased. It is asked only when a retry would expire, so the extra read is rare.
+func (e *Engine) heldNow(id queue.ID) bool {
+	m, err := e.store.Get(id)
+	return err == nil && m.Held
 }
