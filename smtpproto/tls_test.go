@@ -1,6 +1,7 @@
 package smtpproto
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -23,6 +24,7 @@ import (
 type testPKI struct {
 	caFile                         string
 	good, wrongName, expired, self tls.Certificate
+	wildcard, cnOnly               tls.Certificate // SAN *.example.com; CN "leaf" without any SAN
 	clientCertFile, clientKeyFile  string
 	caPool                         *x509.CertPool
 }
@@ -98,6 +100,8 @@ func buildPKI(t *testing.T, dir string) *testPKI {
 	p.wrongName = leaf(3, []string{"other.test"}, nil, now.Add(-time.Hour), now.Add(time.Hour), false, false)
 	p.expired = leaf(4, []string{"localhost"}, lo, now.Add(-48*time.Hour), now.Add(-24*time.Hour), false, false)
 	p.self = leaf(5, []string{"localhost"}, lo, now.Add(-time.Hour), now.Add(time.Hour), false, true)
+	p.wildcard = leaf(7, []string{"*.example.com"}, nil, now.Add(-time.Hour), now.Add(time.Hour), false, false)
+	p.cnOnly = leaf(8, nil, nil, now.Add(-time.Hour), now.Add(time.Hour), false, false)
 	cl := leaf(6, []string{"client.test"}, nil, now.Add(-time.Hour), now.Add(time.Hour), true, false)
 	p.clientCertFile, p.clientKeyFile = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
 	os.WriteFile(p.clientCertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cl.Certificate[0]}), 0o600)
@@ -177,6 +181,57 @@ func TestImplicitTLSIdentityAndTrust(t *testing.T) {
 			fs.errs = nil
 			fs.mu.Unlock()
 			fs.finish(c)
+		})
+	}
+}
+
+// TestServerNameRules: the identity check follows Go's verifier
+// (RFC 6125): a wildcard covers exactly one left-most label, and the
+// subject CN is never consulted (JavaMail accepts a CN-only certificate;
+// mailq does not). The route's host is a name, so the dial hook takes the
+// connection to the loopback server.
+func TestServerNameRules(t *testing.T) {
+	p := newPKI(t)
+	cases := []struct {
+		name  string
+		cert  tls.Certificate
+		host  string
+		check *bool
+		ok    bool
+	}{
+		{"wildcard covers one label", p.wildcard, "mx.example.com", nil, true},
+		{"wildcard does not cover two labels", p.wildcard, "a.b.example.com", nil, false},
+		{"wildcard does not cover the bare domain", p.wildcard, "example.com", nil, false},
+		{"CN only without SAN rejected (mailq, unlike JavaMail)", p.cnOnly, "leaf", nil, false},
+		{"CN only accepted with checkserveridentity=false", p.cnOnly, "leaf", boolp(false), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var sni string
+			cfg := &tls.Config{Certificates: []tls.Certificate{tc.cert},
+				GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) { sni = h.ServerName; return nil, nil }}
+			fs := startFakeTLS(t, cfg, true, "220 fake", step{Expect: "EHLO client.test", Reply: ehloReply("SIZE")})
+			s := fs.settings()
+			s.Host, s.SSLEnable, s.TLSCAFile, s.SSLCheckServerIdentity = tc.host, true, p.caFile, tc.check
+			loopback := func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, fs.ln.Addr().String())
+			}
+			c, err := Dial(t.Context(), s, DialOptions{Dialer: loopback})
+			var te *TLSError
+			if tc.ok && err != nil || !tc.ok && !errors.As(err, &te) {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if !tc.ok {
+				<-fs.done // the server side logs the refused handshake: expected
+				fs.mu.Lock()
+				fs.errs = nil
+				fs.mu.Unlock()
+			}
+			fs.finish(c)
+			if sni != tc.host {
+				t.Errorf("SNI = %q, want %q", sni, tc.host)
+			}
 		})
 	}
 }
