@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,7 +67,8 @@ func (a *app) cmdList(args []string) error {
 	status := fs.String("status", "", "queued, deferred, held, active or done")
 	from := fs.String("from", "", "sender address")
 	to := fs.String("to", "", "recipient address or @domain")
-	older := fs.Duration("older", 0, "arrived longer ago than this")
+	var older ageFlag
+	fs.Var(&older, "older", "arrived longer ago than this (30m, 2h, 3d)")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -79,14 +81,14 @@ func (a *app) cmdList(args []string) error {
 	default:
 		return usagef("list: unknown --status %q (queued, deferred, held, active or done)", *status)
 	}
-	if *older < 0 {
+	if older < 0 {
 		return usagef("list: --older must not be negative")
 	}
 	c, err := a.client()
 	if err != nil {
 		return err
 	}
-	f := queue.Filter{Status: queue.Status(*status), Sender: *from, Recipient: *to, OlderThan: *older}
+	f := queue.Filter{Status: queue.Status(*status), Sender: *from, Recipient: *to, OlderThan: time.Duration(older)}
 	if *asJSON {
 		enc := json.NewEncoder(a.stdout)
 		return c.List(context.Background(), f, func(m *queue.Message) error { return enc.Encode(m) })
@@ -316,4 +318,27 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// ageFlag is --older: a Go duration ("90m", "2h"), or whole days ("3d"),
+// since queue ages are usually thought of in days.
+type ageFlag time.Duration
+
+func (f *ageFlag) String() string { return time.Duration(*f).String() }
+
+func (f *ageFlag) Set(v string) error {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return fmt.Errorf("want a duration such as 30m, 2h or 3d, got %q", v)
+		}
+		*f = ageFlag(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("want a duration such as 30m, 2h or 3d, got %q", v)
+	}
+	*f = ageFlag(d)
+	return nil
 }

@@ -146,6 +146,8 @@ func TestListAndShowAttempts(t *testing.T) {
 		{[]string{"--to", "@other.example"}, []queue.ID{queued}},
 		{[]string{"--from", "a@example.com"}, []queue.ID{deferred}},
 		{[]string{"--older", "1h"}, nil},
+		{[]string{"--older", "1d"}, nil},
+		{[]string{"--older", "0d"}, []queue.ID{deferred, queued}},
 	}
 	for _, f := range filters {
 		out := d.mustCtl(t, "", append([]string{"list", "--json"}, f.args...)...)
@@ -300,6 +302,7 @@ func TestExitStatuses(t *testing.T) {
 		{"unknown command", []string{"frob"}, nil, 2, "unknown command"},
 		{"unknown flag", []string{"list", "--frob"}, nil, 2, "frob"},
 		{"bad status", []string{"list", "--status", "lost"}, nil, 2, "unknown --status"},
+		{"bad age", []string{"list", "--older", "2x"}, nil, 2, "such as 30m, 2h or 3d"},
 		{"show without id", []string{"show"}, nil, 2, "exactly one"},
 		{"hold without id", []string{"hold"}, nil, 2, "at least one"},
 		{"retry ids and all", []string{"retry", "--all", "x"}, nil, 2, "not both"},

@@ -25,7 +25,7 @@ const (
 const usageText = `usage: mailqctl [--socket PATH] [--config FILE] [--maildrop DIR] COMMAND [ARGS]
 
 commands:
-  list [--json] [--status queued|deferred|held|active|done] [--from ADDR] [--to ADDR|@DOMAIN] [--older DURATION]
+  list [--json] [--status queued|deferred|held|active|done] [--from ADDR] [--to ADDR|@DOMAIN] [--older DURATION (30m, 2h, 3d)]
   show ID [--json]
   flush
   retry ID...|--all
