@@ -55,15 +55,20 @@ func dialTransport(ctx context.Context, s *Settings, opts *DialOptions) (net.Con
 		}
 	}
 
+	// The target port (javamail-reference.md §2.3 step 1): with implicit
+	// TLS, ssl.socketFactory.port (mailq's TLS settings stand for the SSL
+	// factory, so it applies to direct connections too); through a proxy or
+	// hook, socketFactory.port; else the normal port. A fallback after a
+	// failed proxy or hook uses the normal port, as JavaMail's does.
+	tport := port
+	if s.SSLEnable && s.SSLSocketFactoryPort > 0 {
+		tport = s.SSLSocketFactoryPort
+	} else if hooked != nil && s.SocketFactoryPort > 0 {
+		tport = s.SocketFactoryPort
+	}
 	dctx, cancel := context.WithTimeout(ctx, connectTO)
 	defer cancel()
 	if hooked != nil {
-		tport := port
-		if s.SSLEnable && s.SSLSocketFactoryPort > 0 {
-			tport = s.SSLSocketFactoryPort
-		} else if s.SocketFactoryPort > 0 {
-			tport = s.SocketFactoryPort
-		}
 		nc, err := hooked(dctx, net.JoinHostPort(host, strconv.Itoa(tport)))
 		if err == nil {
 			return nc, nil
@@ -75,10 +80,11 @@ func dialTransport(ctx context.Context, s *Settings, opts *DialOptions) (net.Con
 		dctx2, cancel2 := context.WithTimeout(ctx, connectTO)
 		defer cancel2()
 		dctx = dctx2
+		tport = port
 	}
-	nc, err := base.DialContext(dctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	nc, err := base.DialContext(dctx, "tcp", net.JoinHostPort(host, strconv.Itoa(tport)))
 	if err != nil {
-		return nil, &ConnectError{Host: host, Port: port, Timeout: connectTO, Err: err}
+		return nil, &ConnectError{Host: host, Port: tport, Timeout: connectTO, Err: err}
 	}
 	return nc, nil
 }

@@ -3,6 +3,7 @@ package smtpproto
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -170,6 +171,8 @@ func TestDialHookFallbackAndPorts(t *testing.T) {
 		{"socketFactory.port given to the hook", false, func(s *Settings) { s.SocketFactoryPort = 2526 }, "127.0.0.1:2526", false},
 		{"host unset dials localhost:25", false, func(s *Settings) { s.Host, s.Port = "", 0 }, "localhost:25", false},
 		{"ssl.enable defaults to 465", false, func(s *Settings) { s.Port = 0; s.SSLEnable = true }, "127.0.0.1:465", false},
+		{"ssl.socketFactory.port given to the hook with ssl.enable", false, func(s *Settings) { s.SSLEnable, s.SSLSocketFactoryPort, s.SocketFactoryPort = true, 2465, 2526 }, "127.0.0.1:2465", false},
+		{"ssl.socketFactory.port ignored without ssl.enable", false, func(s *Settings) { s.SSLSocketFactoryPort, s.SocketFactoryPort = 2465, 2526 }, "127.0.0.1:2526", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,6 +199,86 @@ func TestDialHookFallbackAndPorts(t *testing.T) {
 			if fs != nil {
 				fs.finish(c)
 			}
+		})
+	}
+}
+
+// TestDirectDialPorts: without a proxy or hook, ssl.socketFactory.port is
+// the port of an implicit-TLS route, socketFactory.port is not used, and
+// neither changes a plaintext route.
+func TestDirectDialPorts(t *testing.T) {
+	p := newPKI(t)
+	cases := []struct {
+		name string
+		tls  bool
+		set  func(s *Settings, serverPort int)
+	}{
+		{"ssl.socketFactory.port with ssl.enable", true, func(s *Settings, sp int) { s.Port, s.SSLSocketFactoryPort = 1, sp }},
+		{"socketFactory.port unused without a proxy", false, func(s *Settings, sp int) { s.Port, s.SocketFactoryPort = sp, 1 }},
+		{"ssl.socketFactory.port unused without ssl.enable", false, func(s *Settings, sp int) { s.Port, s.SSLSocketFactoryPort = sp, 1 }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ehlo := step{Expect: "EHLO client.test", Reply: ehloReply("SIZE")}
+			fs := startFakeTLS(t, &tls.Config{Certificates: []tls.Certificate{p.good}}, tc.tls, "220 fake", ehlo)
+			s := fs.settings()
+			s.SSLEnable, s.TLSCAFile = tc.tls, p.caFile
+			tc.set(s, fs.port())
+			c, err := dialFake(t, fs, s)
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			if c.RemoteAddr() != fs.ln.Addr().String() || (c.TLSVersion() != "") != tc.tls {
+				t.Fatalf("connected to %s (TLS %q)", c.RemoteAddr(), c.TLSVersion())
+			}
+			fs.finish(c)
+		})
+	}
+}
+
+// TestProxyFallback: socketFactory.fallback = true lets a route whose
+// HTTP or SOCKS proxy cannot be reached connect directly; false reports the
+// proxy failure (smtp-properties.md §1).
+func TestProxyFallback(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadProxy := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cases := []struct {
+		name     string
+		set      func(*Settings)
+		fallback bool
+	}{
+		{"http proxy down, fallback", func(s *Settings) { s.ProxyHost = deadProxy }, true},
+		{"socks proxy down, fallback", func(s *Settings) { s.SocksHost = deadProxy }, true},
+		{"http proxy down, no fallback", func(s *Settings) { s.ProxyHost = deadProxy }, false},
+		{"socks proxy down, no fallback", func(s *Settings) { s.SocksHost = deadProxy }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var script []step
+			if tc.fallback {
+				script = []step{{Expect: "EHLO client.test", Reply: ehloReply("SIZE")}}
+			}
+			fs := startFake(t, "220 fake", script...)
+			s := fs.settings()
+			s.SocketFactoryFallback = tc.fallback
+			tc.set(s)
+			c, err := dialFake(t, fs, s)
+			if tc.fallback {
+				if err != nil {
+					t.Fatalf("fallback dial: %v", err)
+				}
+				fs.finish(c)
+				return
+			}
+			var ce *ConnectError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), deadProxy) {
+				t.Fatalf("err = %v, want a ConnectError naming the proxy %s", err, deadProxy)
+			}
+			fs.ln.Close()
 		})
 	}
 }
