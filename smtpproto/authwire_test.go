@@ -2,12 +2,15 @@ package smtpproto
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"net"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -134,5 +137,58 @@ func TestSubmitterAfterAuth(t *testing.T) {
 	s.User, s.Password, s.Submitter = "alice", "s3cret", "a b+c=d@x"
 	if _, err, _ := sendFake(t, fs, s, env1("a@x", "b@y"), "x\n"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAuthLogging: AUTH without TLS is allowed (as in JavaMail) but warned
+// about when the host is not loopback; a rejected AUTH is logged at level
+// error; the password never reaches the log (smtp-properties.md §1 auth).
+func TestAuthLogging(t *testing.T) {
+	p := newPKI(t)
+	authLine := "AUTH PLAIN " + b64("\x00alice\x00s3cret")
+	cases := []struct {
+		name      string
+		host      string
+		implicit  bool
+		reply     string
+		wantLevel string // level of the AUTH log line; "" = none
+	}{
+		{"plaintext to a remote name warns", "mx.test", false, "235 ok", "warn"},
+		{"plaintext to loopback is quiet", "127.0.0.1", false, "235 ok", ""},
+		{"TLS to a remote name is quiet", "mx.test", true, "235 ok", ""},
+		{"rejected AUTH is an error", "mx.test", true, "535 5.7.8 bad credentials", "error"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := startFakeTLS(t, &tls.Config{Certificates: []tls.Certificate{p.good}}, tc.implicit, "220 fake",
+				step{Expect: "EHLO client.test", Reply: ehloReply("AUTH PLAIN")},
+				step{Expect: authLine, Reply: tc.reply})
+			s := fs.settings()
+			s.Host, s.SSLEnable, s.TLSCAFile = tc.host, tc.implicit, p.caFile
+			s.User, s.Password = "alice", "s3cret"
+			var logs strings.Builder
+			loopback := func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, fs.ln.Addr().String())
+			}
+			c, err := Dial(t.Context(), s, DialOptions{Dialer: loopback, Logger: zerolog.New(&logs)})
+			if (err == nil) != strings.HasPrefix(tc.reply, "235") {
+				t.Fatalf("err = %v", err)
+			}
+			fs.finish(c)
+			out := logs.String()
+			if strings.Contains(out, "s3cret") || strings.Contains(out, b64("\x00alice\x00s3cret")) {
+				t.Fatalf("secret in log: %s", out)
+			}
+			got := ""
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				if strings.Contains(l, `"mechanism":"PLAIN"`) {
+					got = l
+				}
+			}
+			if tc.wantLevel == "" && got != "" || tc.wantLevel != "" && !strings.Contains(got, `"level":"`+tc.wantLevel+`"`) {
+				t.Fatalf("AUTH log line %q, want level %q; all logs:\n%s", got, tc.wantLevel, out)
+			}
+		})
 	}
 }
