@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ type fakeServer struct {
 	maxRcpts int
 	dsn      bool          // advertise DSN
 	delay    time.Duration // before each end-of-data reply (a slow server)
+	noop     string        // reply to NOOP; "" = 250
 
 	mu       sync.Mutex
 	accepts  int
@@ -33,6 +35,7 @@ type fakeServer struct {
 	maxOpen  int
 	messages []fakeMessage
 	quits    int
+	commands []string // "<connection number> <VERB>" for every command, in order
 	closed   chan struct{}
 }
 
@@ -76,11 +79,12 @@ func (s *fakeServer) serve() {
 		}
 		s.mu.Lock()
 		s.accepts++
+		n := s.accepts
 		s.open++
 		s.maxOpen = max(s.maxOpen, s.open)
 		s.mu.Unlock()
 		go func() {
-			s.session(c)
+			s.session(c, n)
 			c.Close()
 			s.mu.Lock()
 			s.open--
@@ -107,7 +111,7 @@ func behaviour(addr string) string {
 }
 
 // session speaks SMTP on c. Every reply carries an enhanced code (RFC 2034).
-func (s *fakeServer) session(c net.Conn) {
+func (s *fakeServer) session(c net.Conn, conn int) {
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
 	reply := func(line string) bool {
@@ -127,6 +131,10 @@ func (s *fakeServer) session(c net.Conn) {
 		}
 		line = strings.TrimRight(line, "\r\n")
 		verb := strings.ToUpper(line)
+		s.mu.Lock()
+		name, _, _ := strings.Cut(verb, " ")
+		s.commands = append(s.commands, fmt.Sprintf("%d %s", conn, strings.TrimSuffix(name, ":")))
+		s.mu.Unlock()
 		switch {
 		case strings.HasPrefix(verb, "EHLO"):
 			ext := "250-fake.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
@@ -231,6 +239,13 @@ func (s *fakeServer) session(c net.Conn) {
 			inTx, rcpts = false, nil
 			reply("250 2.0.0 reset")
 		case verb == "NOOP":
+			if s.noop != "" {
+				reply(s.noop)
+				if strings.HasPrefix(s.noop, "421") {
+					return // RFC 5321 §3.8: 421 closes the channel
+				}
+				continue
+			}
 			reply("250 2.0.0 ok")
 		case verb == "QUIT":
 			s.mu.Lock()

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -213,4 +214,70 @@ func TestIdleConnectionClosed(t *testing.T) {
 		defer srv.mu.Unlock()
 		return srv.quits == 1 && srv.open == 0
 	})
+}
+
+// TestProbeBeforeReuse: an idle pooled connection is probed before its next
+// message (NOOP, or RSET with userset; noop.strict decides what counts as
+// alive). A dead one is dropped and the message goes over a new connection
+// in the same attempt (smtp-properties.md §1 userset/noop.strict).
+func TestProbeBeforeReuse(t *testing.T) {
+	tx := []string{"MAIL", "RCPT", "DATA"}
+	first := append(append([]string{"EHLO"}, tx...), "RSET")
+	cases := []struct {
+		name    string
+		noop    string
+		userset bool
+		strict  *bool
+		want    map[int][]string // commands per connection number
+	}{
+		{"NOOP 250: reused", "", false, nil,
+			map[int][]string{1: append(append(first, "NOOP"), tx...)}},
+		{"userset probes with RSET", "", true, nil,
+			map[int][]string{1: append(append(first, "RSET"), tx...)}},
+		{"NOOP 421: dropped, new connection", "421 4.4.2 idle too long", false, nil,
+			map[int][]string{1: append(first, "NOOP"), 2: append([]string{"EHLO"}, tx...)}},
+		{"noop.strict: NOOP 500 dropped, new connection", "500 5.5.2 what", false, nil,
+			map[int][]string{1: append(first, "NOOP"), 2: append([]string{"EHLO"}, tx...)}},
+		{"noop.strict=false: NOOP 500 still alive", "500 5.5.2 what", false, ptr(false),
+			map[int][]string{1: append(append(first, "NOOP"), tx...)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newFakeServer(t)
+			srv.noop = tc.noop
+			route := testRoute("fake", srv.port())
+			route.Settings.UseRset, route.Settings.NoopStrict = tc.userset, tc.strict
+			h := newHarness(t, []Route{route}, nil)
+			a := h.enqueue(t, "sender@client.test", "ok-a@fake.test")
+			h.start()
+			h.settled(t, a, 1)
+			b := h.enqueue(t, "sender@client.test", "ok-b@fake.test")
+			h.engine.kick()
+			m := h.settled(t, b, 1)
+			if rc := recipientOf(t, m, "ok-b@fake.test"); rc.State != queue.Delivered || rc.Attempts != 1 {
+				t.Fatalf("second message: %s after %d attempts, want delivered after 1", rc.State, rc.Attempts)
+			}
+			srv.mu.Lock()
+			got := map[int][]string{}
+			for _, c := range srv.commands {
+				var n int
+				var verb string
+				fmt.Sscanf(c, "%d %s", &n, &verb)
+				got[n] = append(got[n], verb)
+			}
+			srv.mu.Unlock()
+			if len(got) != len(tc.want) {
+				t.Fatalf("server saw %d connections, want %d: %v", len(got), len(tc.want), got)
+			}
+			for n, want := range tc.want {
+				// Afterwards only the RSET that returns a connection to the
+				// pool and the QUIT that closes it may follow.
+				g := got[n]
+				tailOK := len(g) >= len(want) && !slices.ContainsFunc(g[len(want):], func(v string) bool { return v != "RSET" && v != "QUIT" })
+				if !tailOK || !slices.Equal(g[:len(want)], want) {
+					t.Errorf("connection %d: commands %v, want %v", n, g, want)
+				}
+			}
+		})
+	}
 }
