@@ -141,3 +141,29 @@ func TestNotifyControlsNotices(t *testing.T) {
 		})
 	}
 }
+
+// TestDelayWarningOncePerMessage: past delay_warning, the first failed
+// attempt sends one warning covering every recipient still to do; later
+// failed attempts send no further warning (smtp-properties.md §3).
+func TestDelayWarningOncePerMessage(t *testing.T) {
+	srv := newFakeServer(t)
+	route := testRoute("fake", srv.port())
+	route.Retry.DelayWarning = time.Minute
+	h := newHarness(t, []Route{route}, nil)
+	rcpts := []string{"r450-a@fake.test", "r450-b@fake.test", "ok-c@fake.test"}
+	id := h.enqueue(t, "sender@client.test", rcpts...)
+	h.clock.Advance(2 * time.Minute) // already past delay_warning at the first attempt
+	h.start()
+	for n := 1; n <= 3; n++ {
+		m := h.settled(t, id, n)
+		if got := len(h.dsns(t)); got != 1 || !m.DelayWarned {
+			t.Fatalf("after attempt %d: %d notices (delay_warned %v), want exactly 1", n, got, m.DelayWarned)
+		}
+		rc := recipientOf(t, m, "r450-a@fake.test")
+		h.clock.Advance(rc.NextAttempt.Sub(h.clock.Now()))
+		h.engine.kick()
+	}
+	d := h.onlyDSN(t, "sender@client.test")
+	// Both deferred recipients, not the delivered one.
+	checkDSN(t, d, "delayed", map[string]string{"r450-a@fake.test": "4.2.1", "r450-b@fake.test": "4.2.1"}, "450")
+}
