@@ -52,7 +52,7 @@ type Options struct {
 	// Rand draws retry jitter in [0,1); default math/rand/v2.
 	Rand func() float64
 	// DialOptions is passed to smtpproto.Dial (tests set a Dialer or ask
-	// for transcripts).
+	// for transcripts); its Logger is always Logger.
 	DialOptions smtpproto.DialOptions
 }
 

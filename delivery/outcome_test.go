@@ -206,3 +206,42 @@ func checkDSN(t *testing.T, d parsedDSN, action string, status map[string]string
 		t.Errorf("headers-only DSN carries the body")
 	}
 }
+
+// TestReportSuccess: with reportsuccess each accepted RCPT is recorded in
+// the attempt history with its reply and logged; without it only the final
+// reply is recorded (smtp-properties.md §2, SMTPAddressSucceededException).
+func TestReportSuccess(t *testing.T) {
+	for _, report := range []bool{false, true} {
+		t.Run(strconv.FormatBool(report), func(t *testing.T) {
+			srv := newFakeServer(t)
+			route := testRoute("fake", srv.port())
+			route.Settings.ReportSuccess = report
+			h := newHarness(t, []Route{route}, nil)
+			id := h.enqueue(t, "sender@client.test", "ok-a@fake.test", "ok-b@fake.test")
+			h.start()
+			m := h.settled(t, id, 1)
+			var rcptSteps []string
+			for _, r := range m.Attempts[0].Replies {
+				if strings.HasPrefix(r.Command, "RCPT TO:") {
+					if r.Code != 250 || !strings.Contains(r.Text, "recipient ok") {
+						t.Errorf("RCPT step %+v, want the server's 250 recipient ok", r)
+					}
+					rcptSteps = append(rcptSteps, r.Command)
+				}
+			}
+			want := []string(nil)
+			if report {
+				want = []string{"RCPT TO:<ok-a@fake.test>", "RCPT TO:<ok-b@fake.test>"}
+			}
+			if strings.Join(rcptSteps, ",") != strings.Join(want, ",") {
+				t.Errorf("RCPT steps in the history %q, want %q", rcptSteps, want)
+			}
+			if !hasReplyCode(m.Attempts[0], "250") {
+				t.Errorf("final reply missing from the history: %+v", m.Attempts[0].Replies)
+			}
+			if logged := strings.Count(h.logBuf.String(), `"message":"recipient accepted"`); report && logged != 2 || !report && logged != 0 {
+				t.Errorf("%d \"recipient accepted\" log lines, want %d:\n%s", logged, map[bool]int{true: 2}[report], h.logBuf.String())
+			}
+		})
+	}
+}

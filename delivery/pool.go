@@ -39,13 +39,18 @@ type pooledConn struct {
 }
 
 func (e *Engine) newPool(r *Route) *routePool {
+	// The SMTP client logs what an operator must see (AUTH without TLS to a
+	// remote host, a rejected AUTH, each accepted RCPT with reportsuccess,
+	// 8-bit mail to a server without 8BITMIME) through the engine's logger.
+	dialOpts := e.opts.DialOptions
+	dialOpts.Logger = e.log
 	return &routePool{
 		route:       r,
 		name:        r.Name(),
 		limit:       e.opts.PerRouteConnections,
 		maxUses:     e.opts.MessagesPerConnection,
 		idleTimeout: e.opts.IdleTimeout,
-		dialOpts:    e.opts.DialOptions,
+		dialOpts:    dialOpts,
 	}
 }
 
