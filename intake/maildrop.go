@@ -106,7 +106,9 @@ func (m *Maildrop) Run(ctx context.Context) error {
 }
 
 func (m *Maildrop) makeDirs() error {
-	if err := os.MkdirAll(m.opts.Dir, 0o755); err != nil {
+	// 0750 as tmpfiles.d makes it: the drop-in group may reach tmp/ and
+	// new/, other users see nothing (files we create are not world-readable).
+	if err := os.MkdirAll(m.opts.Dir, 0o750); err != nil {
 		return fmt.Errorf("maildrop: create %s: %w", m.opts.Dir, err)
 	}
 	for _, d := range []struct {
