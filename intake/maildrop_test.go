@@ -342,8 +342,10 @@ func TestMaildropCreatesDirs(t *testing.T) {
 	if err := md.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm()&0o007 != 0 {
-		t.Errorf("maildrop %s: %v, mode %v; want no access for other users", dir, err, fi.Mode().Perm())
+	if fi, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	} else if fi.Mode().Perm()&0o007 != 0 {
+		t.Errorf("maildrop %s mode %v; want no access for other users", dir, fi.Mode().Perm())
 	}
 	for sub, mode := range map[string]os.FileMode{"tmp": 0o730, "new": 0o730, "failed": 0o750} {
 		fi, err := os.Stat(filepath.Join(dir, sub))
