@@ -119,6 +119,11 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 			}
 		}()
 	}
+	c.intake.Add(1)
+	go func() {
+		defer c.intake.Done()
+		purgeLoop(intakeCtx, store, purgeEvery, log.With().Str("component", "purge").Logger())
+	}()
 	go func() { c.delivered <- engine.Run(deliveryCtx) }()
 	return c, nil
 }
