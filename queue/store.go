@@ -21,6 +21,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 var (
@@ -89,7 +90,7 @@ func Open(path string, opts Options) (*Store, error) {
 		InitialMmapSize: 64 << 20,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("queue: open %s: file is locked by another process (is another mailq running?)", path)
 		}
 		return nil, fmt.Errorf("queue: open %s: %w", path, err)

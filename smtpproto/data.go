@@ -82,11 +82,10 @@ func (e *chunkError) Error() string { return fmt.Sprintf("%s refused: %s", e.cmd
 // each as "BDAT n" as soon as it is full, so a body that is an exact
 // multiple ends with "BDAT 0 LAST" (as JavaMail does).
 type bdatWriter struct {
-	c      *Conn
-	size   int
-	buf    []byte
-	last   rawReply
-	finalT bool
+	c    *Conn
+	size int
+	buf  []byte
+	last rawReply
 }
 
 func (b *bdatWriter) Write(p []byte) (int, error) {
