@@ -65,7 +65,7 @@ const (
 // missed) until ctx is done. It returns nil when ctx ends, or an error if the
 // maildrop cannot be set up.
 func (m *Maildrop) Run(ctx context.Context) error {
-	if err := m.makeDirs(); err != nil {
+	if err := m.MakeDirs(); err != nil {
 		return err
 	}
 	newDir := filepath.Join(m.opts.Dir, "new")
@@ -105,7 +105,10 @@ func (m *Maildrop) Run(ctx context.Context) error {
 	}
 }
 
-func (m *Maildrop) makeDirs() error {
+// MakeDirs creates the maildrop and its tmp/, new/ and failed/ when missing.
+// Run does it too; the daemon calls it before it reports ready, so a writer
+// that waits for "ready" finds the directories there.
+func (m *Maildrop) MakeDirs() error {
 	// 0750 as tmpfiles.d makes it: the drop-in group may reach tmp/ and
 	// new/, other users see nothing (files we create are not world-readable).
 	if err := os.MkdirAll(m.opts.Dir, 0o750); err != nil {

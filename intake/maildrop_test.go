@@ -211,7 +211,7 @@ func TestMaildropScanWithoutWatch(t *testing.T) {
 	}
 	defer st.Close()
 	md := NewMaildrop(MaildropOptions{Dir: filepath.Join(base, "md"), Store: st, Hostname: "mx.test", Logger: zerolog.New(io.Discard)})
-	if err := md.makeDirs(); err != nil {
+	if err := md.MakeDirs(); err != nil {
 		t.Fatal(err)
 	}
 	writeNew(t, filepath.Join(base, "md"), "late", "a@example.com\nb@example.org\n\nbody\r\n")

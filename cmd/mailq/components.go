@@ -84,6 +84,9 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 		PollInterval:   cfg.Maildrop.PollInterval.Duration,
 		Logger:         log.With().Str("component", "maildrop").Logger(),
 	})
+	if err := c.maildrop.MakeDirs(); err != nil {
+		return nil, err
+	}
 	bound = append(bound, c.maildrop.Run)
 
 	ctl := control.NewServer(control.ServerOptions{

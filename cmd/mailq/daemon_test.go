@@ -175,6 +175,10 @@ func TestDaemonStartsReadyAndStopsCleanly(t *testing.T) {
 	}{
 		{filepath.Join(dir, "data"), 0o700},
 		{filepath.Join(dir, "data", "queue.db"), 0o600},
+		// The maildrop is writable once "ready" is logged (interfaces.md).
+		{filepath.Join(dir, "maildrop", "tmp"), 0o730},
+		{filepath.Join(dir, "maildrop", "new"), 0o730},
+		{filepath.Join(dir, "maildrop", "failed"), 0o750},
 	}
 	for _, m := range modes {
 		info, err := os.Stat(m.path)
