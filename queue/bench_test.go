@@ -45,7 +45,7 @@ func BenchmarkFsync(b *testing.B) {
 }
 
 func BenchmarkEnqueue(b *testing.B) {
-	for _, submitters := range []int{1, 8, 64} {
+	for _, submitters := range []int{1, 8, 64, 256} {
 		b.Run(fmt.Sprintf("submitters-%d", submitters), func(b *testing.B) {
 			s, err := Open(filepath.Join(b.TempDir(), "queue.db"), Options{})
 			if err != nil {
