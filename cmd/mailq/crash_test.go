@@ -7,7 +7,6 @@ import (
 	"io"
 	"log"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,15 +95,7 @@ func startCrashSink(t *testing.T, deferRate float64) *crashSink {
 	}))
 	srv.Domain = "crash.sink.test"
 	srv.ErrorLog = log.New(io.Discard, "", 0) // resets from the killed daemon are expected
-	srv.ReadTimeout = 30 * time.Second
-	srv.WriteTimeout = 30 * time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("crash sink: listen on loopback: %v", err)
-	}
-	s.port = ln.Addr().(*net.TCPAddr).Port
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	s.port = serveSink(t, srv)
 	return s
 }
 

@@ -112,16 +112,23 @@ func startOpsSink(t *testing.T, name string, acceptAll bool) *opsSink {
 	}))
 	srv.Domain = name + ".sink.test"
 	srv.EnableDSN = true
+	s.port = serveSink(t, srv)
+	return s
+}
+
+// serveSink serves a test SMTP server on a loopback port of its own until
+// the test ends, and returns the port.
+func serveSink(t *testing.T, srv *smtp.Server) int {
+	t.Helper()
 	srv.ReadTimeout = 30 * time.Second
 	srv.WriteTimeout = 30 * time.Second
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("sink %s: listen on loopback: %v", name, err)
+		t.Fatalf("sink %s: listen on loopback: %v", srv.Domain, err)
 	}
-	s.port = ln.Addr().(*net.TCPAddr).Port
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return s
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // messagesTo returns the messages this sink accepted for rcpt.
