@@ -148,7 +148,7 @@ func TestAddresses(t *testing.T) {
 		wantStatus string
 	}{
 		{host: "dual.test", want: []string{"::1", "127.0.0.2", "127.0.0.3"}}, // families alternate, IPv6 first
-		{host: "mx.cnamemx.test", want: []string{"127.0.0.3"}},              // an MX target that is an alias is followed
+		{host: "mx.cnamemx.test", want: []string{"127.0.0.3"}},               // an MX target that is an alias is followed
 		{host: "[127.0.0.9]", want: []string{"127.0.0.9"}},
 		{host: "bare.test", want: nil},
 		{host: "nosuch.test", wantStatus: StatusNoDomain},
