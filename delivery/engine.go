@@ -54,6 +54,9 @@ type Options struct {
 	// DialOptions is passed to smtpproto.Dial (tests set a Dialer or ask
 	// for transcripts); its Logger is always Logger.
 	DialOptions smtpproto.DialOptions
+	// MX configures the routes with mx = true (resolver, host-down memory,
+	// TLS policies, MTA-STS).
+	MX MXOptions
 }
 
 // Engine drains the queue. Create it with New, start it with Run.
@@ -68,6 +71,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	router  *router
+	mx      *mxState
 	pools   map[string]*routePool // current pool per route name
 	working []*routePool          // every pool with queued or active parts (current or retired), in round-robin order
 	next    int                   // round-robin position in working
@@ -120,6 +124,7 @@ func New(opts Options) (*Engine, error) {
 		wake:   make(chan struct{}, 1),
 		router: rt,
 		pools:  make(map[string]*routePool),
+		mx:     newMXState(opts.MX, opts.Now),
 	}
 	for i := range opts.Routes {
 		r := &opts.Routes[i]

@@ -44,10 +44,16 @@ func (e *Engine) newPool(r *Route) *routePool {
 	// 8-bit mail to a server without 8BITMIME) through the engine's logger.
 	dialOpts := e.opts.DialOptions
 	dialOpts.Logger = e.log
+	limit := e.opts.PerRouteConnections
+	if r.MX != nil {
+		// An MX route's connections go to many hosts, each bounded by its
+		// own destination limit; the route may use every worker.
+		limit = e.opts.Workers
+	}
 	return &routePool{
 		route:       r,
 		name:        r.Name(),
-		limit:       e.opts.PerRouteConnections,
+		limit:       limit,
 		maxUses:     e.opts.MessagesPerConnection,
 		idleTimeout: e.opts.IdleTimeout,
 		dialOpts:    dialOpts,

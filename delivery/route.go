@@ -15,6 +15,9 @@ import (
 type Route struct {
 	Settings smtpproto.Settings
 	Retry    policy.RetryPolicy
+	// MX, when set, sends each recipient domain's mail to its mail
+	// exchangers instead of Settings.Host.
+	MX *MXRoute
 }
 
 // Name is the route's configured name, or "host:port" when it has none, so
@@ -22,6 +25,9 @@ type Route struct {
 func (r *Route) Name() string {
 	if r.Settings.Name != "" {
 		return r.Settings.Name
+	}
+	if r.MX != nil {
+		return defaultMXRouteName
 	}
 	return fmt.Sprintf("%s:%d", r.Settings.Host, r.Settings.Port)
 }

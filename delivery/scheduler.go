@@ -236,5 +236,6 @@ func (e *Engine) shutdown(workCtx context.Context, cutOff context.CancelFunc) er
 	for p := range pools {
 		p.retire()
 	}
+	e.mx.retire()
 	return err
 }

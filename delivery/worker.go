@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,16 @@ type part struct {
 	route      *Route
 	pool       *routePool
 	recipients []queue.Recipient
+	// domain is the recipients' domain on an MX route (each domain has
+	// its own exchangers); "" on a route with a fixed host.
+	domain string
+}
+
+// partKey groups recipients into parts: by route, and on MX routes by
+// recipient domain too.
+type partKey struct {
+	route  *Route
+	domain string
 }
 
 // partResult is what one part's attempt produced.
@@ -64,7 +75,7 @@ func (e *Engine) start(ctx context.Context, l queue.Lease) {
 	rt := e.router
 	pools := e.pools
 	e.mu.Unlock()
-	byRoute := make(map[*Route]*part)
+	byRoute := make(map[partKey]*part)
 	var order []*part
 	var unrouted []queue.Recipient
 	for _, rc := range l.Message.Recipients {
@@ -77,10 +88,14 @@ func (e *Engine) start(ctx context.Context, l queue.Lease) {
 			unrouted = append(unrouted, rc)
 			continue
 		}
-		p, ok := byRoute[r]
+		key := partKey{route: r}
+		if r.MX != nil {
+			key.domain = strings.ToLower(domainOf(rc.Address))
+		}
+		p, ok := byRoute[key]
 		if !ok {
-			p = &part{run: run, route: r, pool: pools[r.Name()]}
-			byRoute[r] = p
+			p = &part{run: run, route: r, pool: pools[r.Name()], domain: key.domain}
+			byRoute[key] = p
 			order = append(order, p)
 		}
 		p.recipients = append(p.recipients, rc)
@@ -127,24 +142,17 @@ func (run *leaseRun) finishPart(e *Engine, p *part, res partResult) {
 // deliver makes one attempt for a part: a pooled or new connection, the
 // body streamed from the store, and a decision per recipient.
 func (e *Engine) deliver(ctx context.Context, p *part) partResult {
+	if p.route.MX != nil {
+		return e.deliverMX(ctx, p)
+	}
 	m := p.run.lease.Message
 	res := partResult{route: p.route, start: e.opts.Now()}
 	began := time.Now()
 	addrs := make([]string, len(p.recipients))
-	env := smtpproto.Envelope{
-		From:     p.route.envelopeFrom(m.Sender),
-		EnvID:    m.EnvID,
-		Ret:      m.Ret,
-		Size:     m.Size,
-		SMTPUTF8: m.SMTPUTF8,
-	}
 	for i, rc := range p.recipients {
 		addrs[i] = rc.Address
-		env.Recipients = append(env.Recipients, smtpproto.Recipient{Address: rc.Address, Notify: rc.Notify, ORCPT: rc.ORCPT})
 	}
-	// The store noted 8-bit bytes at enqueue, which decide BODY=8BITMIME
-	// (RFC 6152) before MAIL FROM is sent.
-	env.EightBit = m.EightBit
+	env := p.envelope(m)
 
 	pc, err := p.pool.get(ctx)
 	if err != nil {
@@ -190,6 +198,24 @@ func (e *Engine) deliver(ctx context.Context, p *part) partResult {
 	}
 	res.duration = time.Since(began)
 	return res
+}
+
+// envelope is the transaction for the part's recipients of m.
+func (p *part) envelope(m *queue.Message) smtpproto.Envelope {
+	env := smtpproto.Envelope{
+		From:     p.route.envelopeFrom(m.Sender),
+		EnvID:    m.EnvID,
+		Ret:      m.Ret,
+		Size:     m.Size,
+		SMTPUTF8: m.SMTPUTF8,
+		// The store noted 8-bit bytes at enqueue, which decide
+		// BODY=8BITMIME (RFC 6152) before MAIL FROM is sent.
+		EightBit: m.EightBit,
+	}
+	for _, rc := range p.recipients {
+		env.Recipients = append(env.Recipients, smtpproto.Recipient{Address: rc.Address, Notify: rc.Notify, ORCPT: rc.ORCPT})
+	}
+	return env
 }
 
 // reusableAfter reports whether a connection may carry another message

@@ -35,6 +35,10 @@ var (
 	MaildropFailed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mailq_maildrop_failed_total", Help: "Maildrop files moved to failed/.",
 	})
+	TLSPolicy = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mailq_tls_policy_total",
+		Help: "Connections of MX routes by TLS policy (none, opportunistic, configured-encrypt, configured-verify, mta-sts-enforce, mta-sts-testing) and result (tls, plaintext, failed, violation).",
+	}, []string{"policy", "result"})
 	DSNSent = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mailq_dsn_sent_total", Help: "Delivery status notifications queued, by action (failed, delayed, relayed).",
 	}, []string{"action"})
@@ -42,6 +46,6 @@ var (
 
 func init() {
 	Registry.MustRegister(Enqueued, Deliveries, Deferrals, Bounces, StatusClass,
-		AttemptDuration, ConnectionsOpen, MaildropFailed, DSNSent,
+		AttemptDuration, ConnectionsOpen, MaildropFailed, DSNSent, TLSPolicy,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }

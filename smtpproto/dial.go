@@ -19,6 +19,9 @@ import (
 // dialTransport returns the connected socket and a label of the path used.
 func dialTransport(ctx context.Context, s *Settings, opts *DialOptions) (net.Conn, error) {
 	host, port := s.Endpoint()
+	if opts.ConnectHost != "" {
+		host = opts.ConnectHost
+	}
 	connectTO, readTO, _ := s.Timeouts()
 	local, err := localBindAddr(ctx, s)
 	if err != nil {

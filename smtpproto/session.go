@@ -31,6 +31,10 @@ type DialOptions struct {
 	// DataTermTimeout is the minimum wait for the reply to the final dot;
 	// 0 = MinDataTermTimeout (RFC 5321 §4.5.3.2.6). Tests shorten it.
 	DataTermTimeout time.Duration
+	// ConnectHost, when set, is where the TCP connection goes (an address
+	// chosen by MX resolution) instead of Settings.Host, which still names
+	// the server for TLS (SNI and the certificate name check) and logs.
+	ConnectHost string
 }
 
 // Conn is one SMTP session. It is not safe for concurrent use.
@@ -439,6 +443,14 @@ func (c *Conn) TLSVersion() string {
 		return ""
 	}
 	return strings.ReplaceAll(tls.VersionName(c.tls.Version), " ", "")
+}
+
+// TLSCipher is the negotiated cipher suite's IANA name, or "" when plain.
+func (c *Conn) TLSCipher() string {
+	if c.tls == nil {
+		return ""
+	}
+	return tls.CipherSuiteName(c.tls.CipherSuite)
 }
 
 // Transcript returns the lines recorded so far (DialOptions.Transcript).

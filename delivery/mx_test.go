@@ -1,0 +1,121 @@
+package delivery
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"mailq/queue"
+)
+
+// TestMXPreferenceFallbackAndDownMemory: the exchangers are tried in
+// preference order; a refused connection and a 421 greeting each move on
+// to the next host (IPv6 included); the refusing host is then remembered
+// as down, so the next message skips it until its time is up.
+func TestMXPreferenceFallbackAndDownMemory(t *testing.T) {
+	lab := newMXLab(t)
+	lab.listen(
+		&mxServer{ip: "127.0.0.2", kind: kindRefuse},
+		&mxServer{ip: "127.0.0.3", kind: kindGreet421},
+		&mxServer{ip: "::1", kind: kindAccept},
+	)
+	lab.dns.Add(t,
+		"pref.test. 300 IN MX 30 mx3.pref.test.",
+		"pref.test. 300 IN MX 10 mx1.pref.test.",
+		"pref.test. 300 IN MX 20 mx2.pref.test.",
+		"mx1.pref.test. 300 IN A 127.0.0.2",
+		"mx2.pref.test. 300 IN A 127.0.0.3",
+		"mx3.pref.test. 300 IN AAAA ::1",
+	)
+	// A second listener on 127.0.0.2 would make it reachable; make sure
+	// it refuses (something else might hold the port there).
+	h := newHarness(t, []Route{lab.route("direct", nil)}, lab.options)
+	h.start()
+
+	id := h.enqueue(t, "s@client.test", "a@pref.test", "b@PREF.test")
+	m := h.settled(t, id, 1)
+	for _, rc := range m.Recipients {
+		if rc.State != queue.Delivered {
+			t.Fatalf("%s: %s %+v", rc.Address, rc.State, rc.LastReply)
+		}
+	}
+	want := []string{lab.addr("127.0.0.2"), lab.addr("127.0.0.3"), lab.addr("::1")}
+	if got := lab.takeDials(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("dialled %v, want %v (preference order, next host after refusal and 421)", got, want)
+	}
+	a := m.Attempts[0]
+	if a.Remote != "mx3.pref.test["+lab.addr("::1")+"]" || a.Route != "direct" {
+		t.Errorf("attempt remote %q route %q, want the MX name and its IPv6 address", a.Remote, a.Route)
+	}
+	if !strings.Contains(a.TLS, "policy opportunistic") {
+		t.Errorf("attempt TLS %q does not name the policy", a.TLS)
+	}
+	if n, _ := lab.servers["::1"].stats(); n != 1 {
+		t.Errorf("::1 accepted %d connections, want 1 (both recipients in one transaction)", n)
+	}
+
+	// The refusing host is down now: the next message goes to mx2 first.
+	id2 := h.enqueue(t, "s@client.test", "c@pref.test")
+	h.settled(t, id2, 1)
+	want = []string{lab.addr("127.0.0.3")}
+	if got := lab.takeDials(); !reflect.DeepEqual(got, want) {
+		// ::1 is reused from the pool, so it is not dialled again.
+		t.Fatalf("second message dialled %v, want %v (127.0.0.2 skipped as down, ::1 reused)", got, want)
+	}
+	// After the down time (5m) it is tried again.
+	h.clock.Advance(5*time.Minute + time.Second)
+	id3 := h.enqueue(t, "s@client.test", "d@pref.test")
+	h.settled(t, id3, 1)
+	if got := lab.takeDials(); len(got) == 0 || got[0] != lab.addr("127.0.0.2") {
+		t.Fatalf("after the down time dialled %v, want 127.0.0.2 first", got)
+	}
+}
+
+// TestMXLookupOutcomes: what DNS says decides before any connection.
+func TestMXLookupOutcomes(t *testing.T) {
+	lab := newMXLab(t)
+	lab.listen(&mxServer{ip: "127.0.0.2", kind: kindAccept})
+	lab.dns.Add(t,
+		"implicit.test. 300 IN A 127.0.0.2",
+		"nullmx.test. 300 IN MX 0 .",
+		"alias.test. 300 IN CNAME implicit.test.",
+		"cnamemx.test. 300 IN MX 10 mx.cnamemx.test.",
+		"mx.cnamemx.test. 300 IN CNAME implicit.test.",
+		"noaddr.test. 300 IN MX 10 mx.noaddr.test.",
+		"mx.noaddr.test. 300 IN TXT \"no address\"",
+	)
+	lab.dns.Rcode("servfail.test", 2) // SERVFAIL
+	h := newHarness(t, []Route{lab.route("direct", nil)}, lab.options)
+	h.start()
+	tests := []struct {
+		rcpt     string
+		state    queue.RecipientState
+		enhanced string
+	}{
+		{"a@implicit.test", queue.Delivered, "2.0.0"}, // no MX: the domain's own address
+		{"a@alias.test", queue.Delivered, "2.0.0"},    // the domain is an alias
+		{"a@cnamemx.test", queue.Delivered, "2.0.0"},  // the MX target is an alias (followed)
+		{"a@[127.0.0.2]", queue.Delivered, "2.0.0"},   // an address literal: no lookup
+		{"a@nullmx.test", queue.Bounced, "5.1.10"},    // RFC 7505
+		{"a@nosuch.test", queue.Bounced, "5.1.2"},     // NXDOMAIN
+		{"a@servfail.test", queue.Deferred, "4.4.3"},  // resolver failure: retry
+		{"a@noaddr.test", queue.Deferred, "4.4.4"},    // MX without address: retry
+	}
+	for _, tt := range tests {
+		t.Run(tt.rcpt, func(t *testing.T) {
+			lab.takeDials()
+			id := h.enqueue(t, "s@client.test", tt.rcpt)
+			m := h.settled(t, id, 1)
+			rc := recipientOf(t, m, tt.rcpt)
+			if rc.State != tt.state || rc.LastReply == nil || !strings.HasPrefix(rc.LastReply.Enhanced, tt.enhanced) {
+				t.Fatalf("%s: %s %+v, want %s %s", tt.rcpt, rc.State, rc.LastReply, tt.state, tt.enhanced)
+			}
+			if tt.state != queue.Delivered {
+				if d := lab.takeDials(); len(d) != 0 {
+					t.Errorf("dialled %v for a domain DNS ruled out", d)
+				}
+			}
+		})
+	}
+}
