@@ -157,7 +157,7 @@ func (lab *mxLab) serve(s *mxServer) {
 }
 
 // brokenTLS offers STARTTLS, accepts it, then answers the handshake with
-// garbage.
+// garbage; in plaintext it accepts every message.
 func brokenTLS(c net.Conn) {
 	defer c.Close()
 	br := bufio.NewReader(c)
@@ -178,6 +178,20 @@ func brokenTLS(c net.Conn) {
 		case "QUIT":
 			fmt.Fprint(c, "221 bye\r\n")
 			return
+		case "MAIL", "RCPT", "RSET", "NOOP":
+			fmt.Fprint(c, "250 2.0.0 ok\r\n")
+		case "DATA":
+			fmt.Fprint(c, "354 go on\r\n")
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+			}
+			fmt.Fprint(c, "250 2.0.0 accepted in plaintext\r\n")
 		default:
 			fmt.Fprint(c, "502 5.5.1 no\r\n")
 		}
