@@ -31,6 +31,10 @@ type Config struct {
 	Metrics    Metrics      `toml:"metrics"`
 	Submission []Submission `toml:"submission"`
 	Routes     []Route      `toml:"route"`
+	// MX holds the settings of routes with mx = true; TLSPolicies their
+	// per-domain TLS requirements.
+	MX          MX          `toml:"mx"`
+	TLSPolicies []TLSPolicy `toml:"tls_policy"`
 
 	// Path is the file this was loaded from ("" = embedded defaults only).
 	Path string `toml:"-"`
@@ -83,8 +87,33 @@ type Submission struct {
 // Route is one [[route]]: the SMTP settings plus its merged retry policy.
 type Route struct {
 	smtpproto.Settings
+	// MX = true delivers to each recipient domain's mail exchangers
+	// (RFC 5321 §5.1) instead of host; the keys below apply only then.
+	MX                     bool   `toml:"mx"`
+	Resolver               string `toml:"resolver"`                // DNS server host:port; "" = [mx] resolver
+	MaxMXTries             int    `toml:"max_mx_tries"`            // addresses tried per attempt; default 5
+	DestinationConnections int    `toml:"destination_connections"` // open connections per MX host; default 8
+	Rate                   string `toml:"rate"`                    // messages per MX host, "100/min"; "" = unlimited
 	// RetryPolicy is [retry] merged key by key with this route's [route.retry].
 	RetryPolicy Retry `toml:"-"`
+}
+
+// MX is the [mx] section: what every mx = true route shares.
+type MX struct {
+	Resolver    string   `toml:"resolver"`      // DNS server host:port; "" = /etc/resolv.conf
+	Timeout     Duration `toml:"timeout"`       // per DNS query; default 5s
+	CacheSize   int      `toml:"cache_size"`    // DNS answers cached; default 10000
+	HostDown    Duration `toml:"host_down"`     // skip a host that failed to connect this long, doubling; default 5m
+	HostDownMax Duration `toml:"host_down_max"` // cap of that doubling; default 1h
+	MTASTS      bool     `toml:"mta_sts"`       // honour MTA-STS policies (RFC 8461); default true
+	MTASTSCA    string   `toml:"mta_sts_ca_file"`
+}
+
+// TLSPolicy is one [[tls_policy]]: the TLS mail to a domain requires on
+// mx = true routes, taking precedence over MTA-STS.
+type TLSPolicy struct {
+	Domain  string `toml:"domain"`  // "example.com", or ".example.com" for its subdomains
+	Require string `toml:"require"` // verify, encrypt or none
 }
 
 // Implemented in the other files:

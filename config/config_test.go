@@ -311,3 +311,65 @@ func TestEveryFieldHasAKey(t *testing.T) {
 		t.Fatalf("encoded defaults do not load: %v\n%s", err, buf.String())
 	}
 }
+
+func TestParseRate(t *testing.T) {
+	tests := []struct {
+		in    string
+		count int
+		per   time.Duration
+		bad   bool
+	}{
+		{"", 0, 0, false},
+		{"100/min", 100, time.Minute, false},
+		{"5/s", 5, time.Second, false},
+		{"3600 / hour", 3600, time.Hour, false},
+		{"0/min", 0, 0, true},
+		{"100", 0, 0, true},
+		{"100/day", 0, 0, true},
+		{"x/min", 0, 0, true},
+	}
+	for _, tt := range tests {
+		count, per, err := ParseRate(tt.in)
+		if (err != nil) != tt.bad || count != tt.count || per != tt.per {
+			t.Errorf("ParseRate(%q) = %d, %v, %v; want %d, %v, error %v", tt.in, count, per, err, tt.count, tt.per, tt.bad)
+		}
+	}
+}
+
+func TestMXConfig(t *testing.T) {
+	base := "[[route]]\nname = \"direct\"\ndomains = [\"*\"]\n"
+	tests := []struct {
+		name, text, wantErr string
+	}{
+		{"mx route", base + "mx = true\nresolver = \"127.0.0.1:5353\"\nrate = \"100/min\"\ndestination_connections = 4\n" +
+			"[[tls_policy]]\ndomain = \"example.com\"\nrequire = \"verify\"\n[mx]\nhost_down = \"1m\"\n", ""},
+		{"mx with host", base + "mx = true\nhost = \"smtp.example.com\"\n", "exclude each other"},
+		{"no host, no mx", base, "or set mx = true"},
+		{"mx keys without mx", base + "host = \"h\"\nrate = \"1/s\"\n", "need mx = true"},
+		{"bad rate", base + "mx = true\nrate = \"lots\"\n", "key \"rate\""},
+		{"bad resolver", base + "mx = true\nresolver = \"a b\"\n", "key \"resolver\""},
+		{"bad require", base + "mx = true\n[[tls_policy]]\ndomain = \"example.com\"\nrequire = \"maybe\"\n", "verify, encrypt or none"},
+		{"duplicate policy", base + "mx = true\n[[tls_policy]]\ndomain = \"a.test\"\nrequire = \"none\"\n[[tls_policy]]\ndomain = \"A.test\"\nrequire = \"verify\"\n", "another [[tls_policy]]"},
+		{"unknown policy key", base + "mx = true\n[[tls_policy]]\ndomain = \"a.test\"\nrequire = \"none\"\nmode = \"x\"\n", "unknown"},
+		{"down max below", base + "mx = true\n[mx]\nhost_down = \"2h\"\n", "host_down_max"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tt.text))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := cfg.Routes[0]
+				if !r.MX || r.Resolver != "127.0.0.1:5353" || r.Rate != "100/min" || r.DestinationConnections != 4 ||
+					len(cfg.TLSPolicies) != 1 || cfg.TLSPolicies[0].Require != "verify" || cfg.MX.HostDown.Duration != time.Minute || !cfg.MX.MTASTS {
+					t.Errorf("parsed %+v / %+v / %+v", r, cfg.TLSPolicies, cfg.MX)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -64,7 +64,14 @@ func Default() *Config {
 			MessagesPerConnection: 100,
 			IdleTimeout:           D(30 * time.Second),
 		},
-		Retry:      retry,
+		Retry: retry,
+		MX: MX{
+			Timeout:     D(5 * time.Second),
+			CacheSize:   10000,
+			HostDown:    D(5 * time.Minute),
+			HostDownMax: D(time.Hour),
+			MTASTS:      true,
+		},
 		Submission: []Submission{DefaultSubmission("127.0.0.1:2525")},
 		Routes: []Route{{
 			Settings: smtpproto.Settings{

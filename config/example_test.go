@@ -51,6 +51,8 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		"[metrics]":      reflect.TypeOf(Metrics{}),
 		"[[submission]]": reflect.TypeOf(Submission{}),
 		"[[route]]":      reflect.TypeOf(Route{}),
+		"[mx]":           reflect.TypeOf(MX{}),
+		"[[tls_policy]]": reflect.TypeOf(TLSPolicy{}),
 	}
 	for section, typ := range sections {
 		for key, f := range fieldsByTag(typ) {

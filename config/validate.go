@@ -76,6 +76,7 @@ func (c *Config) Validate() error {
 
 	errs = append(errs, c.validateSubmissions()...)
 	errs = append(errs, c.validateRoutes()...)
+	errs = append(errs, c.validateMX()...)
 	return errors.Join(errs...)
 }
 
@@ -176,9 +177,15 @@ func (c *Config) validateRoutes() []error {
 				domainOwner[key] = r.Name
 			}
 		}
-		if r.Host == "" {
-			bad("key \"host\" must not be empty")
+		switch {
+		case r.MX && r.Host != "":
+			bad("key \"host\" and mx = true exclude each other: an MX route finds its hosts in DNS; remove one")
+		case !r.MX && r.Host == "":
+			bad("key \"host\" must not be empty (or set mx = true to deliver to each domain's mail exchangers)")
+		case !r.MX && (r.Resolver != "" || r.MaxMXTries != 0 || r.DestinationConnections != 0 || r.Rate != ""):
+			bad("keys \"resolver\", \"max_mx_tries\", \"destination_connections\" and \"rate\" need mx = true")
 		}
+		errs = append(errs, validateMXRoute(where, r)...)
 		if len(r.Retry) > 0 { // an inherited [retry] was checked once already
 			errs = append(errs, validateRetry(where+" [route.retry]", r.RetryPolicy)...)
 		}

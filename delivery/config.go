@@ -1,6 +1,8 @@
 package delivery
 
 import (
+	"path/filepath"
+
 	"github.com/rs/zerolog"
 
 	"mailq/config"
@@ -13,9 +15,33 @@ import (
 func RoutesFromConfig(routes []config.Route) []Route {
 	out := make([]Route, 0, len(routes))
 	for _, r := range routes {
-		out = append(out, Route{Settings: r.Settings, Retry: RetryPolicyFromConfig(r.RetryPolicy)})
+		route := Route{Settings: r.Settings, Retry: RetryPolicyFromConfig(r.RetryPolicy)}
+		if r.MX {
+			count, per, _ := config.ParseRate(r.Rate) // validated by config
+			route.MX = &MXRoute{Resolver: r.Resolver, MaxTries: r.MaxMXTries,
+				DestinationConnections: r.DestinationConnections, Rate: Rate{Count: count, Per: per}}
+		}
+		out = append(out, route)
 	}
 	return out
+}
+
+// MXOptionsFromConfig converts [mx] and [[tls_policy]].
+func MXOptionsFromConfig(c *config.Config) MXOptions {
+	o := MXOptions{
+		Resolver:  c.MX.Resolver,
+		Timeout:   c.MX.Timeout.Duration,
+		CacheSize: c.MX.CacheSize,
+		DownFor:   c.MX.HostDown.Duration,
+		DownMax:   c.MX.HostDownMax.Duration,
+	}
+	for _, p := range c.TLSPolicies {
+		o.TLSPolicies = append(o.TLSPolicies, TLSPolicy{Domain: p.Domain, Require: p.Require})
+	}
+	if c.MX.MTASTS {
+		o.STS = &STSOptions{CAFile: c.MX.MTASTSCA, CacheFile: filepath.Join(c.DataDir, "mta-sts.json")}
+	}
+	return o
 }
 
 // RetryPolicyFromConfig converts a [retry] table.
@@ -43,5 +69,6 @@ func OptionsFromConfig(c *config.Config, store *queue.Store, log zerolog.Logger)
 		ShutdownGrace:         c.ShutdownGrace.Duration,
 		Hostname:              c.Hostname,
 		Logger:                log,
+		MX:                    MXOptionsFromConfig(c),
 	}
 }

@@ -72,6 +72,7 @@ type Engine struct {
 	mu      sync.Mutex
 	router  *router
 	mx      *mxState
+	sts     *stsState
 	pools   map[string]*routePool // current pool per route name
 	working []*routePool          // every pool with queued or active parts (current or retired), in round-robin order
 	next    int                   // round-robin position in working
@@ -125,6 +126,7 @@ func New(opts Options) (*Engine, error) {
 		router: rt,
 		pools:  make(map[string]*routePool),
 		mx:     newMXState(opts.MX, opts.Now),
+		sts:    &stsState{},
 	}
 	for i := range opts.Routes {
 		r := &opts.Routes[i]

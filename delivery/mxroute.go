@@ -5,9 +5,6 @@ package delivery
 // the per-destination connection pools.
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -44,24 +41,6 @@ type MXRoute struct {
 type Rate struct {
 	Count int
 	Per   time.Duration
-}
-
-// ParseRate reads "N/s", "N/sec", "N/min", "N/h" or "N/hour" ("" = unlimited).
-func ParseRate(s string) (Rate, error) {
-	if strings.TrimSpace(s) == "" {
-		return Rate{}, nil
-	}
-	n, unit, ok := strings.Cut(strings.ReplaceAll(s, " ", ""), "/")
-	count, err := strconv.Atoi(n)
-	if !ok || err != nil || count < 1 {
-		return Rate{}, fmt.Errorf("rate %q: want a count per unit such as \"100/min\"", s)
-	}
-	per := map[string]time.Duration{"s": time.Second, "sec": time.Second, "second": time.Second,
-		"m": time.Minute, "min": time.Minute, "minute": time.Minute, "h": time.Hour, "hour": time.Hour}[strings.ToLower(unit)]
-	if per == 0 {
-		return Rate{}, fmt.Errorf("rate %q: the unit must be s, min or h", s)
-	}
-	return Rate{Count: count, Per: per}, nil
 }
 
 // limiter is a token bucket allowing Count messages per Per, in a burst of

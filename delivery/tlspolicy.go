@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"mailq/metrics"
+	"mailq/mtasts"
 	"mailq/smtpproto"
 )
 
@@ -81,26 +82,9 @@ func policyFromConfig(p TLSPolicy) appliedPolicy {
 
 var opportunistic = appliedPolicy{name: "opportunistic", level: levelOpportunistic}
 
-// allowsMX reports whether host matches the policy's MX patterns (RFC 8461
-// §4.1: "*." matches exactly one leftmost label).
+// allowsMX reports whether the policy lets mail go to host.
 func (p appliedPolicy) allowsMX(host string) bool {
-	if p.mx == nil {
-		return true
-	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	for _, pat := range p.mx {
-		pat = strings.ToLower(strings.TrimSuffix(pat, "."))
-		if rest, ok := strings.CutPrefix(pat, "*."); ok {
-			if label, parent, ok := strings.Cut(host, "."); ok && label != "" && parent == rest {
-				return true
-			}
-			continue
-		}
-		if host == pat {
-			return true
-		}
-	}
-	return false
+	return p.mx == nil || mtasts.Policy{MX: p.mx}.Matches(host)
 }
 
 // levels are the connection levels to try in turn on one address: a
