@@ -323,7 +323,7 @@ func (lab *mxLab) makeCA() {
 var serial int64 = 100
 
 // leaf is a certificate for name signed by the lab CA.
-func (lab *mxLab) leaf(name string) tls.Certificate {
+func (lab *mxLab) leaf(name string, more ...string) tls.Certificate {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		lab.t.Fatal(err)
@@ -333,7 +333,7 @@ func (lab *mxLab) leaf(name string) tls.Certificate {
 	sn := serial
 	lab.mu.Unlock()
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(sn), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		SerialNumber: big.NewInt(sn), Subject: pkix.Name{CommonName: name}, DNSNames: append([]string{name}, more...),
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}

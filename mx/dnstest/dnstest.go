@@ -153,3 +153,23 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 	s.mu.Unlock()
 	w.WriteMsg(resp)
 }
+
+// Replace removes every record with the owner name and type of the first
+// line, then adds lines.
+func (s *Server) Replace(t testing.TB, lines ...string) {
+	t.Helper()
+	rr, err := dns.NewRR(lines[0])
+	if err != nil || rr == nil {
+		t.Fatalf("dnstest: bad record %q: %v", lines[0], err)
+	}
+	s.mu.Lock()
+	kept := s.records[:0]
+	for _, r := range s.records {
+		if !(strings.EqualFold(r.Header().Name, rr.Header().Name) && r.Header().Rrtype == rr.Header().Rrtype) {
+			kept = append(kept, r)
+		}
+	}
+	s.records = kept
+	s.mu.Unlock()
+	s.Add(t, lines...)
+}
