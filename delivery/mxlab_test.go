@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -292,6 +293,18 @@ func (lab *mxLab) takeDials() []string {
 	d := lab.dials
 	lab.dials = nil
 	return d
+}
+
+// checkDials asserts the addresses dialled since the last take, in order.
+func (lab *mxLab) checkDials(t *testing.T, ips ...string) {
+	t.Helper()
+	var want []string
+	for _, ip := range ips {
+		want = append(want, lab.addr(ip))
+	}
+	if got := lab.takeDials(); !reflect.DeepEqual(got, want) {
+		t.Errorf("dialled %v, want %v", got, want)
+	}
 }
 
 // addr is "ip:port" as the engine dials it.

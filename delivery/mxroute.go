@@ -119,6 +119,9 @@ func (s *mxState) destination(e *Engine, host string, r *MXRoute) *destination {
 	defer s.mu.Unlock()
 	d, ok := s.dests[host]
 	if !ok {
+		if len(s.dests) >= maxIdleDestinations {
+			s.pruneLocked()
+		}
 		limit := r.DestinationConnections
 		if limit <= 0 {
 			limit = DefaultDestinationConnections
@@ -131,6 +134,22 @@ func (s *mxState) destination(e *Engine, host string, r *MXRoute) *destination {
 		s.dests[host] = d
 	}
 	return d
+}
+
+// maxIdleDestinations is how many MX hosts are remembered before the
+// ones without connections (and with a full rate bucket) are forgotten,
+// so that mail to many domains does not grow the map forever.
+const maxIdleDestinations = 4096
+
+func (s *mxState) pruneLocked() {
+	for host, d := range s.dests {
+		d.mu.Lock()
+		unused := d.open == 0 && (d.rate == nil || d.rate.Tokens() >= float64(d.rate.Burst()))
+		d.mu.Unlock()
+		if unused {
+			delete(s.dests, host)
+		}
+	}
 }
 
 // retire closes every idle MX connection (shutdown).

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -138,13 +137,7 @@ func TestMXMTASTS(t *testing.T) {
 			if rc.State != tt.state {
 				t.Fatalf("%s: %s %+v, want %s", tt.rcpt, rc.State, rc.LastReply, tt.state)
 			}
-			var want []string
-			for _, ip := range tt.dials {
-				want = append(want, lab.addr(ip))
-			}
-			if got := lab.takeDials(); !reflect.DeepEqual(got, want) {
-				t.Errorf("dialled %v, want %v", got, want)
-			}
+			lab.checkDials(t, tt.dials...)
 			if !strings.Contains(m.Attempts[0].TLS, tt.tls) {
 				t.Errorf("attempt TLS %q lacks %q", m.Attempts[0].TLS, tt.tls)
 			}

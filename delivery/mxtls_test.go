@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 
@@ -87,13 +86,7 @@ func TestMXTLSPolicies(t *testing.T) {
 			if rc.State != tt.state {
 				t.Fatalf("%s: %s %+v, want %s", tt.rcpt, rc.State, rc.LastReply, tt.state)
 			}
-			var want []string
-			for _, ip := range tt.dials {
-				want = append(want, lab.addr(ip))
-			}
-			if got := lab.takeDials(); !reflect.DeepEqual(got, want) {
-				t.Errorf("dialled %v, want %v", got, want)
-			}
+			lab.checkDials(t, tt.dials...)
 			for _, s := range tt.tls {
 				if !strings.Contains(m.Attempts[0].TLS, s) {
 					t.Errorf("attempt TLS %q lacks %q", m.Attempts[0].TLS, s)
