@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -117,5 +118,48 @@ func TestMXLookupOutcomes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMXMaxTriesAndAllDown: one attempt connects to at most MaxTries
+// addresses; hosts that failed are skipped by the next attempt, and when
+// every exchanger is down the mail is deferred without a connection.
+func TestMXMaxTriesAndAllDown(t *testing.T) {
+	lab := newMXLab(t)
+	lab.listen(
+		&mxServer{ip: "127.0.0.9", kind: kindAccept}, // holds the lab port; no MX points here
+		&mxServer{ip: "127.0.0.2", kind: kindRefuse},
+		&mxServer{ip: "127.0.0.3", kind: kindRefuse},
+		&mxServer{ip: "127.0.0.4", kind: kindRefuse},
+	)
+	lab.dns.Add(t,
+		"down.test. 300 IN MX 10 mx1.down.test.",
+		"down.test. 300 IN MX 20 mx2.down.test.",
+		"down.test. 300 IN MX 30 mx3.down.test.",
+		"mx1.down.test. 300 IN A 127.0.0.2",
+		"mx2.down.test. 300 IN A 127.0.0.3",
+		"mx3.down.test. 300 IN A 127.0.0.4",
+	)
+	h := newHarness(t, []Route{lab.route("direct", func(m *MXRoute) { m.MaxTries = 2 })}, lab.options)
+	h.start()
+	steps := []struct {
+		dials    []string
+		enhanced string
+	}{
+		{[]string{"127.0.0.2", "127.0.0.3"}, "4.4.1"}, // MaxTries = 2: mx3 is not reached
+		{[]string{"127.0.0.4"}, "4.4.1"},              // mx1 and mx2 are down: straight to mx3
+		{nil, "4.4.1"},                                // all down: no connection at all
+	}
+	for i, st := range steps {
+		id := h.enqueue(t, "s@client.test", fmt.Sprintf("u%d@down.test", i))
+		m := h.settled(t, id, 1)
+		rc := m.Recipients[0]
+		if rc.State != queue.Deferred || rc.LastReply == nil || rc.LastReply.Enhanced != st.enhanced {
+			t.Fatalf("message %d: %s %+v, want deferred %s", i, rc.State, rc.LastReply, st.enhanced)
+		}
+		lab.checkDials(t, st.dials...)
+		if i == 2 && !strings.Contains(rc.LastReply.Text, "marked down") {
+			t.Errorf("all-down deferral says %q, want it to name the down hosts", rc.LastReply.Text)
+		}
 	}
 }
