@@ -71,8 +71,6 @@ type Engine struct {
 
 	mu      sync.Mutex
 	router  *router
-	mx      *mxState
-	sts     *stsState
 	pools   map[string]*routePool // current pool per route name
 	working []*routePool          // every pool with queued or active parts (current or retired), in round-robin order
 	next    int                   // round-robin position in working
@@ -82,6 +80,12 @@ type Engine struct {
 	closed  bool
 	bounces map[queue.ID]chan struct{} // BounceNow requests not yet leased
 	bounced map[queue.ID]chan struct{} // leased for an operator bounce, not yet recorded
+
+	// MX routes: resolvers, host-down memory and destination pools,
+	// MTA-STS, and the [[tls_policy]] entries in force (guarded by mu).
+	mx          *mxState
+	sts         *stsState
+	tlsPolicies []TLSPolicy
 }
 
 // New checks the options and builds an engine; it starts nothing.
@@ -127,6 +131,8 @@ func New(opts Options) (*Engine, error) {
 		pools:  make(map[string]*routePool),
 		mx:     newMXState(opts.MX, opts.Now),
 		sts:    &stsState{},
+
+		tlsPolicies: append([]TLSPolicy(nil), opts.MX.TLSPolicies...),
 	}
 	for i := range opts.Routes {
 		r := &opts.Routes[i]

@@ -111,3 +111,23 @@ func TestMXTLSPolicies(t *testing.T) {
 		})
 	}
 }
+
+// TestMXTLSPolicyReload: SetTLSPolicies (SIGHUP) applies to the next
+// attempt: opportunistic plaintext fallback first, then no fallback once
+// the domain requires encryption.
+func TestMXTLSPolicyReload(t *testing.T) {
+	lab := newMXLab(t)
+	lab.listen(&mxServer{ip: "127.0.0.2", kind: kindBrokenTLS})
+	lab.dns.Add(t, "reload.test. 300 IN MX 10 mx.reload.test.", "mx.reload.test. 300 IN A 127.0.0.2")
+	h := newHarness(t, []Route{lab.route("direct", nil)}, lab.options)
+	h.start()
+	m := h.settled(t, h.enqueue(t, "s@client.test", "a@reload.test"), 1)
+	if rc := m.Recipients[0]; rc.State != queue.Delivered {
+		t.Fatalf("before reload: %s %+v, want delivered in plaintext", rc.State, rc.LastReply)
+	}
+	h.engine.SetTLSPolicies([]TLSPolicy{{Domain: "reload.test", Require: "encrypt"}})
+	m = h.settled(t, h.enqueue(t, "s@client.test", "b@reload.test"), 1)
+	if rc := m.Recipients[0]; rc.State != queue.Deferred {
+		t.Fatalf("after reload: %s %+v, want deferred (TLS required, no plaintext fallback)", rc.State, rc.LastReply)
+	}
+}

@@ -32,7 +32,10 @@ type stsState struct {
 // [[tls_policy]], else the domain's MTA-STS policy when enabled, else
 // opportunistic.
 func (e *Engine) tlsPolicyFor(ctx context.Context, domain string, res *mx.Resolver) appliedPolicy {
-	if p, ok := configuredPolicy(e.opts.MX.TLSPolicies, domain); ok {
+	e.mu.Lock()
+	policies := e.tlsPolicies
+	e.mu.Unlock()
+	if p, ok := configuredPolicy(policies, domain); ok {
 		return policyFromConfig(p)
 	}
 	if e.opts.MX.STS == nil {
@@ -49,6 +52,16 @@ func (e *Engine) tlsPolicyFor(ctx context.Context, domain string, res *mx.Resolv
 		return appliedPolicy{name: "mta-sts-testing", level: levelOpportunistic, mx: p.MX, testing: true}
 	}
 	return opportunistic
+}
+
+// SetTLSPolicies replaces the [[tls_policy]] list (SIGHUP reload); the
+// next attempts use it. Pooled connections opened under an older policy
+// are only reused for mail whose policy has the same name.
+func (e *Engine) SetTLSPolicies(p []TLSPolicy) {
+	p = append([]TLSPolicy(nil), p...)
+	e.mu.Lock()
+	e.tlsPolicies = p
+	e.mu.Unlock()
 }
 
 // stsPolicy returns domain's MTA-STS policy: the cached one while its TXT

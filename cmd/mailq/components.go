@@ -174,8 +174,10 @@ func (c *components) startMetrics(addr string) error {
 }
 
 // reload hands a new, valid configuration to the parts that can change
-// while running: routes and retry policy go to the delivery engine.
+// while running: routes, retry policy and [[tls_policy]] go to the
+// delivery engine.
 func (c *components) reload(cfg *config.Config) error {
+	c.delivery.SetTLSPolicies(delivery.MXOptionsFromConfig(cfg).TLSPolicies)
 	return c.delivery.SetRoutes(delivery.RoutesFromConfig(cfg.Routes))
 }
 
