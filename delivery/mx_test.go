@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"mailq/metrics"
 	"mailq/queue"
 )
 
@@ -31,7 +35,8 @@ func TestMXPreferenceFallbackAndDownMemory(t *testing.T) {
 	)
 	// A second listener on 127.0.0.2 would make it reachable; make sure
 	// it refuses (something else might hold the port there).
-	h := newHarness(t, []Route{lab.route("direct", nil)}, lab.options)
+	h := newHarness(t, []Route{lab.route("prefroute", nil)}, lab.options)
+	countBefore, sumBefore := attemptDurations(t, "prefroute")
 	h.start()
 
 	id := h.enqueue(t, "s@client.test", "a@pref.test", "b@PREF.test")
@@ -46,12 +51,18 @@ func TestMXPreferenceFallbackAndDownMemory(t *testing.T) {
 		t.Fatalf("dialled %v, want %v (preference order, next host after refusal and 421)", got, want)
 	}
 	a := m.Attempts[0]
-	if a.Remote != "mx3.pref.test["+lab.addr("::1")+"]" || a.Route != "direct" {
+	if a.Remote != "mx3.pref.test["+lab.addr("::1")+"]" || a.Route != "prefroute" {
 		t.Errorf("attempt remote %q route %q, want the MX name and its IPv6 address", a.Remote, a.Route)
 	}
 	if !strings.Contains(a.TLS, "policy opportunistic") {
 		t.Errorf("attempt TLS %q does not name the policy", a.TLS)
 	}
+	// The attempt is timed (mailq_attempt_duration_seconds, observed
+	// just after the outcome is recorded).
+	waitFor(t, "the attempt's duration in mailq_attempt_duration_seconds", func() bool {
+		count, sum := attemptDurations(t, "prefroute")
+		return count == countBefore+1 && sum > sumBefore
+	})
 	if n, _ := lab.servers["::1"].stats(); n != 1 {
 		t.Errorf("::1 accepted %d connections, want 1 (both recipients in one transaction)", n)
 	}
@@ -162,4 +173,13 @@ func TestMXMaxTriesAndAllDown(t *testing.T) {
 			t.Errorf("all-down deferral says %q, want it to name the down hosts", rc.LastReply.Text)
 		}
 	}
+}
+
+// attemptDurations reads the route's mailq_attempt_duration_seconds.
+func attemptDurations(t *testing.T, route string) (uint64, float64) {
+	var m dto.Metric
+	if err := metrics.AttemptDuration.WithLabelValues(route).(prometheus.Histogram).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
 }

@@ -17,10 +17,10 @@ import (
 // route: resolve the exchangers, try them in order (at most MaxTries
 // addresses, skipping hosts marked down), and send over the first
 // connection that opens.
-func (e *Engine) deliverMX(ctx context.Context, p *part) partResult {
-	res := partResult{route: p.route, start: e.opts.Now()}
+func (e *Engine) deliverMX(ctx context.Context, p *part) (res partResult) {
+	res = partResult{route: p.route, start: e.opts.Now()}
 	began := time.Now()
-	defer func() { res.duration = time.Since(began) }()
+	defer func() { res.duration = time.Since(began) }() // res is the named result: every return gets it
 	addrs := make([]string, len(p.recipients))
 	for i, rc := range p.recipients {
 		addrs[i] = rc.Address
