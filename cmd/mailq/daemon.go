@@ -205,6 +205,11 @@ func configSource(cfg *config.Config) string {
 func routeSummary(cfg *config.Config) []string {
 	out := make([]string, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
+		if r.MX {
+			_, port := r.Endpoint() // no host: each domain's exchangers, on this port
+			out = append(out, fmt.Sprintf("%s=MX:%d %v", r.Name, port, r.Domains))
+			continue
+		}
 		out = append(out, fmt.Sprintf("%s=%s:%d %v", r.Name, r.Host, r.Port, r.Domains))
 	}
 	return out
