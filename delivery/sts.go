@@ -78,7 +78,7 @@ func (e *Engine) stsPolicy(ctx context.Context, domain string, res *mx.Resolver)
 			e.log.Error().Err(s.err).Msg("MTA-STS policies cannot be fetched; cached ones still apply")
 		}
 	})
-	domain = strings.ToLower(domain)
+	domain = mx.ASCII(strings.ToLower(domain))
 	now := e.opts.Now()
 	unlock := s.cache.Lock(domain)
 	defer unlock()

@@ -82,6 +82,11 @@ func (c *Cache) Lock(domain string) func() {
 	c.mu.Lock()
 	l, ok := c.locks[domain]
 	if !ok {
+		if len(c.locks) >= 4096 {
+			// Forget the locks of past refreshes: at worst two refreshes
+			// of one domain overlap once and fetch its policy twice.
+			c.locks = map[string]*sync.Mutex{}
+		}
 		l = &sync.Mutex{}
 		c.locks[domain] = l
 	}

@@ -1,6 +1,7 @@
 package mtasts
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -81,6 +82,9 @@ func TestCacheExpiresAndPersists(t *testing.T) {
 	now := time.Now()
 	if err := c.Put("Example.com", Policy{ID: "1", Mode: Enforce, MX: []string{"mx.example.com"}, Expiry: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
+	}
+	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("cache file: %v, mode %v; want 0600 (not world-readable)", err, st.Mode())
 	}
 	c2 := OpenCache(file)
 	p, ok := c2.Get("example.com", now)

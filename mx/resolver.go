@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/idna"
 )
 
 // DefaultTimeout bounds one DNS exchange.
@@ -92,6 +93,7 @@ func (r *Resolver) MailHosts(ctx context.Context, domain string) ([]Host, error)
 	if addr, ok := ParseLiteral(domain); ok {
 		return []Host{{Name: domain, Literal: addr}}, nil
 	}
+	domain = ASCII(domain)
 	if domain == "" {
 		return nil, &Error{Name: domain, Status: StatusNoDomain, Reason: "empty domain"}
 	}
@@ -288,6 +290,17 @@ func (r *Resolver) query(ctx context.Context, name string, qt uint16) (answer, e
 	a := answer{rcode: resp.Rcode, records: resp.Answer}
 	r.cache.put(key, a, ttlOf(resp))
 	return a, nil
+}
+
+// ASCII returns domain in the form DNS knows: an internationalized name
+// (RFC 6531 mail) becomes its A-labels ("bücher.example" →
+// "xn--bcher-kva.example", RFC 5890); a name that cannot be converted is
+// returned unchanged and will simply not be found.
+func ASCII(domain string) string {
+	if a, err := idna.Lookup.ToASCII(domain); err == nil {
+		return a
+	}
+	return domain
 }
 
 // ParseLiteral reads an address literal domain, "[192.0.2.1]" or

@@ -56,6 +56,7 @@ func testZone(t *testing.T) *dnstest.Server {
 		"dual.test. 300 IN A 127.0.0.2",
 		"dual.test. 300 IN A 127.0.0.3",
 		"dual.test. 300 IN AAAA ::1",
+		"xn--bcher-kva.test. 300 IN MX 10 mx.xn--bcher-kva.test.",
 	)
 	s.Rcode("servfail.test", dns.RcodeServerFailure)
 	s.Rcode("refused.test", dns.RcodeRefused)
@@ -80,6 +81,7 @@ func TestMailHosts(t *testing.T) {
 		{domain: "PREF.test.", want: []Host{{Name: "b.pref.test", Preference: 10}, {Name: "a.pref.test", Preference: 10}, {Name: "c.pref.test", Preference: 20}, {Name: "d.pref.test", Preference: 30}}},
 		{domain: "alias.test", want: []Host{{Name: "b.pref.test", Preference: 10}, {Name: "a.pref.test", Preference: 10}, {Name: "c.pref.test", Preference: 20}, {Name: "d.pref.test", Preference: 30}}},
 		{domain: "implicit.test", want: []Host{{Name: "implicit.test", Implicit: true}}},
+		{domain: "Bücher.test", want: []Host{{Name: "mx.xn--bcher-kva.test", Preference: 10}}}, // RFC 6531 mail: A-labels for DNS
 		{domain: "mixed.test", want: []Host{{Name: "mx.mixed.test", Preference: 20}}},
 		{domain: "[127.0.0.2]", want: []Host{{Name: "[127.0.0.2]", Literal: netip.MustParseAddr("127.0.0.2")}}},
 		{domain: "[IPv6:::1]", want: []Host{{Name: "[ipv6:::1]", Literal: netip.MustParseAddr("::1")}}},
