@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,16 +159,31 @@ func (a *app) config() (*config.Config, error) {
 	return a.cfg, a.cfgErr
 }
 
+// clientSettings is where the daemon and the maildrop are: from the
+// configuration, or, when this user may not read it (mailq.toml is 0640
+// root:mailq when installed, yet every user may run sendmail), from the
+// world-readable client.toml beside it or the installed layout's paths.
+func (a *app) clientSettings() (config.Client, error) {
+	cfg, err := a.config()
+	if err == nil {
+		return config.ClientOf(cfg), nil
+	}
+	if path := config.Find(a.configPath); path != "" && errors.Is(err, fs.ErrPermission) {
+		return config.LoadClient(path)
+	}
+	return config.Client{}, err
+}
+
 // client returns a control client for --socket or the configured socket.
 func (a *app) client() (*control.Client, error) {
 	if a.socket != "" {
 		return control.NewClient(a.socket), nil
 	}
-	cfg, err := a.config()
+	c, err := a.clientSettings()
 	if err != nil {
 		return nil, err
 	}
-	return control.NewClient(cfg.Control.Socket), nil
+	return control.NewClient(c.Socket), nil
 }
 
 // maildropDir returns --maildrop or the configured maildrop.
@@ -175,9 +191,9 @@ func (a *app) maildropDir() (string, error) {
 	if a.maildrop != "" {
 		return a.maildrop, nil
 	}
-	cfg, err := a.config()
+	c, err := a.clientSettings()
 	if err != nil {
 		return "", err
 	}
-	return cfg.Maildrop.Dir, nil
+	return c.Maildrop, nil
 }

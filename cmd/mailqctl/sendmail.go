@@ -220,7 +220,14 @@ func (a *app) submit(o sendmailOptions) (int, error) {
 	if derr != nil {
 		return exTempFail, fmt.Errorf("message not stored: daemon unavailable (%v) and no maildrop: %w", err, derr)
 	}
-	if _, derr := intake.DropFile(dir, env, body); derr != nil {
+	_, derr = intake.DropFile(dir, env, body)
+	var notSynced *intake.NotSyncedError
+	switch {
+	case errors.As(derr, &notSynced):
+		// Stored: the daemon will take it. Failing now would make the
+		// caller send it again (docs/maildrop.md "Durability").
+		fmt.Fprintf(a.stderr, "sendmail: warning: %v\n", derr)
+	case derr != nil:
 		return exTempFail, fmt.Errorf("message not stored: daemon unavailable (%v), and the maildrop failed: %w", err, derr)
 	}
 	return exitOK, nil
@@ -228,8 +235,8 @@ func (a *app) submit(o sendmailOptions) (int, error) {
 
 // hostname is the configured hostname, else the system's.
 func (a *app) hostname() string {
-	if cfg, err := a.config(); err == nil && cfg.Hostname != "" {
-		return cfg.Hostname
+	if c, err := a.clientSettings(); err == nil && c.Hostname != "" {
+		return c.Hostname
 	}
 	if h, err := os.Hostname(); err == nil && h != "" {
 		return h
