@@ -31,7 +31,7 @@ type sendmailOptions struct {
 	fullName          string // -F
 	notify, ret       string // -N, -R (normalised)
 	envid             string // -V
-	mode              byte   // 'm' deliver (default), 'p' list (-bp), 'q' flush (-q)
+	mode              byte   // 'm' deliver (default), 'p' list (-bp), 'q' flush (-q), 'i' newaliases (-bi)
 	recipients        []string
 }
 
@@ -96,8 +96,10 @@ func parseSendmailArgs(args []string, ignored func(opt string)) (sendmailOptions
 						o.mode = 'm'
 					case "p":
 						o.mode = 'p'
+					case "i": // newaliases
+						o.mode = 'i'
 					default:
-						err = fmt.Errorf("-b%s is not supported (mailq's sendmail knows -bm and -bp)", v)
+						err = fmt.Errorf("-b%s is not supported (mailq's sendmail knows -bm, -bp and -bi)", v)
 					}
 				}
 			case 'q':
@@ -130,11 +132,15 @@ func parseSendmailArgs(args []string, ignored func(opt string)) (sendmailOptions
 
 // sendmail runs the sendmail(1) interface and returns its exit status.
 func (a *app) sendmail(args []string) int {
+	if len(args) == 1 && args[0] == "--help" { // -h is sendmail's hop count
+		printCommandHelp(a.stdout, sendmailDoc, nil)
+		return exitOK
+	}
 	o, err := parseSendmailArgs(args, func(opt string) {
 		fmt.Fprintf(a.stderr, "sendmail: ignoring option %s (it has no meaning for mailq)\n", opt)
 	})
 	if err != nil {
-		fmt.Fprintf(a.stderr, "sendmail: %v\nusage: sendmail [-t] [-i] [-f sender] [-F name] [-N notify] [-R ret] [-V envid] [--] [recipient...]\n", err)
+		fmt.Fprintf(a.stderr, "sendmail: %v\nusage: sendmail [-t] [-i] [-f sender] [-F name] [-N notify] [-R ret] [-V envid] [--] [recipient...]\n(sendmail --help for more)\n", err)
 		return exUsage
 	}
 	switch o.mode {
@@ -142,6 +148,8 @@ func (a *app) sendmail(args []string) int {
 		return a.fail(a.cmdList(nil))
 	case 'q':
 		return a.fail(a.cmdFlush(nil))
+	case 'i':
+		return a.newaliases()
 	}
 	status, err := a.submit(o)
 	if err != nil {
