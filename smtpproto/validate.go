@@ -60,7 +60,9 @@ func (s *Settings) Validate() error {
 	if sources > 1 {
 		bad("password_file", "set only one of password, password_file, password_env")
 	}
-	if s.PasswordFile != "" {
+	// A file under $CREDENTIALS_DIRECTORY exists only in the daemon's unit;
+	// CheckCredentials (mailq --check-config, daemon start) reads it there.
+	if s.PasswordFile != "" && !strings.Contains(s.PasswordFile, "$"+credentialsDirVar) && !strings.Contains(s.PasswordFile, "${"+credentialsDirVar+"}") {
 		if _, err := os.Stat(s.PasswordFile); err != nil {
 			bad("password_file", "%v", err)
 		}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -94,12 +95,21 @@ func runWith(args []string, stdout, stderr io.Writer, interactive func() bool) i
 		fmt.Fprintf(stderr, "mailq: invalid configuration:\n%v\n", err)
 		return 1
 	}
+	secretErrs := cfg.CheckSecrets()
 	if *checkOnly {
+		if len(secretErrs) > 0 {
+			fmt.Fprintf(stderr, "mailq: invalid configuration:\n%v\n", errors.Join(secretErrs...))
+			return 1
+		}
 		fmt.Fprint(stdout, cfg.String())
 		return 0
 	}
 
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	for _, err := range secretErrs {
+		// Mail for that route is deferred until the secret is there.
+		log.Error().Err(err).Msg("a route's secret is missing; its mail waits until it is provided")
+	}
 	if err := runDaemon(cfg, log); err != nil {
 		log.Error().Err(err).Msg("mailq stopped on an error")
 		return 1
