@@ -120,15 +120,35 @@ func (m *Maildrop) MakeDirs() error {
 		mode os.FileMode
 	}{{"tmp", modeDropDir}, {"new", modeDropDir}, {"failed", modeFailedDir}} {
 		p := filepath.Join(m.opts.Dir, d.name)
-		if err := os.Mkdir(p, d.mode); err != nil && !errors.Is(err, os.ErrExist) {
+		// mkdir with the permission bits only: systemd's RestrictSUIDSGID=
+		// refuses any mkdir(2) that asks for setgid, even of a directory
+		// that exists (the seccomp filter looks at the arguments).
+		if err := os.Mkdir(p, d.mode.Perm()); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("maildrop: create %s: %w", p, err)
 		} else if err == nil {
 			// Mkdir is subject to the umask; set the intended mode once,
 			// on creation only, so an operator's later chmod is kept.
-			if err := os.Chmod(p, d.mode); err != nil {
-				return fmt.Errorf("maildrop: chmod %s: %w", p, err)
+			if err := m.chmodDropDir(p, d.mode); err != nil {
+				return err
 			}
 		}
+	}
+	return nil
+}
+
+// chmodDropDir sets a maildrop directory's mode. Where setgid is refused
+// (RestrictSUIDSGID=, when the daemon makes the maildrop itself rather than
+// systemd-tmpfiles), the directory is made without it and a warning says
+// what that costs.
+func (m *Maildrop) chmodDropDir(p string, mode os.FileMode) error {
+	err := os.Chmod(p, mode)
+	if err != nil && mode&os.ModeSetgid != 0 && errors.Is(err, syscall.EPERM) {
+		if err = os.Chmod(p, mode&^os.ModeSetgid); err == nil {
+			m.opts.Logger.Warn().Str("dir", p).Msg("maildrop: cannot make the directory setgid; files of users outside the daemon's groups will be unreadable to it: create the maildrop with systemd-tmpfiles (tmpfiles.d/mailq.conf)")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("maildrop: chmod %s: %w", p, err)
 	}
 	return nil
 }

@@ -1,6 +1,6 @@
 package smtpproto
 
-// This file is the start-up validation of a route (smtp-properties.md §1):
+// This file is the start-up validation of a route (docs/configuration.md "Every key"):
 // impossible combinations and values that could never work stop the daemon
 // with an error naming the route and the key.
 

@@ -82,6 +82,39 @@ func TestDaemonRefusesTerminalWithoutConfig(t *testing.T) {
 	}
 }
 
+// TestReadmeFirstCommandStarts keeps README's first command true: run from
+// a terminal with no configuration, as a newcomer does, its flags pass the
+// terminal check (it stops only on the plain file ./mailq-data here, never
+// binding the default port).
+func TestReadmeFirstCommandStarts(t *testing.T) {
+	if _, err := os.Stat(config.SystemPath); err == nil {
+		t.Skipf("%s exists on this machine, so mailq finds a configuration", config.SystemPath)
+	}
+	blocks := readmeBlocks(t, "sh")
+	if len(blocks) == 0 {
+		t.Fatal("README.md has no ```sh block")
+	}
+	first, _, _ := strings.Cut(blocks[0], "\n")
+	first, _, _ = strings.Cut(first, "#")
+	args := strings.Fields(first)
+	if len(args) < 3 || args[0] != "go" || args[1] != "run" || args[2] != "./cmd/mailq" {
+		t.Fatalf("README's first command is %q, want go run ./cmd/mailq ...", first)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "mailq-data"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(buildMailq(t), args[3:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "MAILQ_CONFIG=", "NOTIFY_SOCKET=")
+	cmd.Stdin = openPTY(t)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if code := exitCode(cmd.Run()); code != 1 || !strings.Contains(stderr.String(), "data_dir") {
+		t.Errorf("README's first command %q from a terminal: exit %d, stderr %q; want it to start (and stop on ./mailq-data)", first, code, stderr.String())
+	}
+}
+
 // TestDaemonHelp is issue 12 item 8 for the daemon: --help prints what
 // mailq is, every flag and an example, on stdout, and exits 0.
 func TestDaemonHelp(t *testing.T) {

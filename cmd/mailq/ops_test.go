@@ -493,7 +493,7 @@ func TestMetricsMoveWithDeliveries(t *testing.T) {
 
 // checkMetricNames: every name is a valid Prometheus name, every family
 // of ours starts with mailq_, counters end in _total, and the families of
-// interfaces.md "Metrics" are all there.
+// docs/observability.md "Metrics" are all there.
 func checkMetricNames(t *testing.T, families map[string]*dto.MetricFamily) {
 	t.Helper()
 	valid := regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
@@ -549,7 +549,7 @@ func checkMetricNames(t *testing.T, families map[string]*dto.MetricFamily) {
 		"go_goroutines", "process_open_fds",
 	} {
 		if families[name] == nil {
-			t.Errorf("/metrics lacks %s (interfaces.md \"Metrics\")", name)
+			t.Errorf("/metrics lacks %s (docs/observability.md \"Metrics\")", name)
 		}
 	}
 	if f := families["mailq_attempt_duration_seconds"]; f != nil && f.GetType() != dto.MetricType_HISTOGRAM {

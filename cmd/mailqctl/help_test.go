@@ -104,3 +104,36 @@ func TestOtherNames(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryCommandIsInTheReference keeps mailqctl(1) and docs/cli.md
+// true: each command, and each of its flags, appears in both.
+func TestEveryCommandIsInTheReference(t *testing.T) {
+	roff, err := os.ReadFile("../../man/mailqctl.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := strings.NewReplacer(`\-`, "-", `\e`, `\`, `\fI`, "", `\fR`, "", `\fB`, "").Replace(string(roff))
+	md, err := os.ReadFile("../../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range commands {
+		if !strings.Contains(man, "\n.B "+name+"\n") && !strings.Contains(man, "\n.B "+name+" ") {
+			t.Errorf("mailqctl %s is not in man/mailqctl.1's COMMANDS", name)
+		}
+		if !strings.Contains(string(md), "| `"+name) {
+			t.Errorf("mailqctl %s is not in docs/cli.md's command table", name)
+		}
+		flagsOf(t, name).VisitAll(func(f *flag.Flag) {
+			if globalFlags[f.Name] {
+				return
+			}
+			if !strings.Contains(man, "--"+f.Name) {
+				t.Errorf("mailqctl %s --%s is not in man/mailqctl.1", name, f.Name)
+			}
+			if !strings.Contains(string(md), "--"+f.Name) {
+				t.Errorf("mailqctl %s --%s is not in docs/cli.md", name, f.Name)
+			}
+		})
+	}
+}
