@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,6 +128,22 @@ func TestDaemonHelp(t *testing.T) {
 		for _, want := range []string{"-config", "-check-config", "-foreground", "-version", "examples:", "mailqctl"} {
 			if !strings.Contains(stdout.String(), want) {
 				t.Errorf("mailq %s does not mention %q:\n%s", arg, want, stdout.String())
+			}
+		}
+	}
+	// Every flag --help lists (from the FlagSet) is in mailq(8).
+	roff, err := os.ReadFile("../../man/mailq.8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := strings.ReplaceAll(string(roff), `\-`, "-")
+	var help bytes.Buffer
+	run([]string{"--help"}, &help, io.Discard)
+	for _, line := range strings.Split(help.String(), "\n") {
+		if name, ok := strings.CutPrefix(line, "  -"); ok {
+			name, _, _ = strings.Cut(name, " ")
+			if !strings.Contains(man, "--"+name) {
+				t.Errorf("mailq --%s is not in man/mailq.8", name)
 			}
 		}
 	}
