@@ -124,15 +124,7 @@ func (l *layout) as(t *testing.T, cred *syscall.Credential, stdin string, bin st
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "MAILQ_CONFIG=" + l.config, "HOME=/"}
 	cmd.Dir = "/"
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := exitCode(err)
-	if code < 0 {
-		t.Fatalf("%s %v as uid %d: %v", bin, args, cred.Uid, err)
-	}
-	return ctlResult{stdout.String(), stderr.String(), code}
+	return runCmd(t, cmd, stdin)
 }
 
 func (l *layout) newFiles(t *testing.T) []string {

@@ -201,13 +201,19 @@ func runCtl(t *testing.T, bin, configPath, stdin string, args ...string) ctlResu
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "MAILQ_CONFIG="+configPath)
+	return runCmd(t, cmd, stdin)
+}
+
+// runCmd runs a prepared command with stdin and collects its output.
+func runCmd(t *testing.T, cmd *exec.Cmd, stdin string) ctlResult {
+	t.Helper()
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	code := exitCode(err)
 	if code < 0 {
-		t.Fatalf("%s %v: %v", filepath.Base(bin), args, err)
+		t.Fatalf("%s %v: %v", filepath.Base(cmd.Path), cmd.Args[1:], err)
 	}
 	return ctlResult{stdout.String(), stderr.String(), code}
 }
