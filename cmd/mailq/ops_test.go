@@ -535,6 +535,16 @@ func checkMetricNames(t *testing.T, families map[string]*dto.MetricFamily) {
 	if ours == 0 {
 		t.Error("no mailq metrics at all")
 	}
+	// The reference names every metric mailq serves.
+	doc, err := os.ReadFile("../../docs/observability.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range families {
+		if strings.HasPrefix(name, "mailq_") && !strings.Contains(string(doc), "| `"+name) {
+			t.Errorf("metric %s is not in docs/observability.md's table", name)
+		}
+	}
 	var mfs []*dto.MetricFamily
 	for name, f := range families {
 		if strings.HasPrefix(name, "mailq_") {
