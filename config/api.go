@@ -1,5 +1,5 @@
 // Package config loads mailq's TOML configuration over its embedded
-// defaults and validates it (interfaces.md "Configuration").
+// defaults and validates it (docs/configuration.md).
 package config
 
 // This file is the contract other packages code against. Loading,
@@ -118,7 +118,7 @@ type TLSPolicy struct {
 
 // Implemented in the other files:
 //
-//	func Default() *Config                        // the embedded defaults of interfaces.md
+//	func Default() *Config                        // the embedded defaults of docs/configuration.md
 //	func Find(flagPath string) string             // --config, then $MAILQ_CONFIG, then /etc/mailq/mailq.toml if it exists, else ""
 //	func Load(path string) (*Config, error)       // "" = embedded defaults; strict keys; validated; errors name section/route and key
 //	func (c *Config) Validate() error

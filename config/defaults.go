@@ -15,7 +15,7 @@ const (
 	DefaultSubmissionTimeout       = 5 * time.Minute
 )
 
-// DefaultRetry is the global [retry] table of interfaces.md.
+// DefaultRetry is the global [retry] table of docs/.
 func DefaultRetry() Retry {
 	return Retry{
 		Initial:      D(5 * time.Minute),
@@ -37,7 +37,7 @@ func DefaultSubmission(listen string) Submission {
 	}
 }
 
-// Default returns the embedded defaults of interfaces.md: everything lives
+// Default returns the embedded defaults of docs/configuration.md: everything lives
 // under ./mailq-data/, one submission listener on 127.0.0.1:2525 and one
 // route "*" to localhost:25. Each call returns a fresh copy.
 func Default() *Config {

@@ -13,7 +13,7 @@ import (
 // MAILQ_CONFIG names one and the file exists.
 const SystemPath = "/etc/mailq/mailq.toml"
 
-// Find picks the configuration file the way interfaces.md says both mailq
+// Find picks the configuration file the way docs/configuration.md says both mailq
 // and mailqctl do: the --config flag, then $MAILQ_CONFIG, then SystemPath
 // when it exists, else "" (embedded defaults only).
 func Find(flagPath string) string {

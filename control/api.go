@@ -16,7 +16,7 @@ import "mailq/queue"
 const apiPrefix = "/v1/"
 
 // Stats is the stats command's reply; the field names are the contract of
-// interfaces.md (`stats --json`).
+// docs/cli.md (`stats --json`).
 type Stats struct {
 	Queued           int   `json:"queued"`
 	Active           int   `json:"active"`

@@ -6,7 +6,7 @@ import (
 	"mailq/queue"
 )
 
-// MarshalJSON writes show's object with every field of interfaces.md always
+// MarshalJSON writes show's object with every field of docs/cli.md always
 // present: "attempts" is [] before the first attempt, and each attempt's
 // "recipients", "replies" and "transcript" are lists even when empty, so a
 // script's `.attempts[].transcript[]` never meets a missing key or null.

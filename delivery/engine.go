@@ -14,7 +14,7 @@ import (
 	"mailq/smtpproto"
 )
 
-// Defaults used when an Options field is zero (interfaces.md [delivery]).
+// Defaults used when an Options field is zero (docs/configuration.md [delivery]).
 const (
 	DefaultWorkers               = 32
 	DefaultPerRouteConnections   = 8

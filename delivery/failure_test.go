@@ -12,7 +12,7 @@ import (
 
 // Test452SplitsWithoutCountingAttempts: a server that takes 2 recipients
 // per transaction gets the other 3 in further transactions on the same
-// connection, in one attempt (smtp-properties.md §2).
+// connection, in one attempt (docs/delivery.md).
 func Test452SplitsWithoutCountingAttempts(t *testing.T) {
 	for _, size := range []int{0, 300 << 10} { // read once into memory / streamed from the store
 		t.Run(strconv.Itoa(size), func(t *testing.T) {

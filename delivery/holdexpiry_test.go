@@ -9,7 +9,7 @@ import (
 
 // TestHeldInFlightDoesNotExpire: a message held while its attempt is in
 // flight, whose lifetime runs out during that attempt, is not bounced: held
-// messages never expire until released (interfaces.md, hold/release).
+// messages never expire until released (docs/cli.md, hold/release).
 func TestHeldInFlightDoesNotExpire(t *testing.T) {
 	srv := newFakeServer(t)
 	srv.delay = 300 * time.Millisecond // keep the attempt in flight while we hold it

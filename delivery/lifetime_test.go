@@ -144,7 +144,7 @@ func TestNotifyControlsNotices(t *testing.T) {
 
 // TestDelayWarningOncePerMessage: past delay_warning, the first failed
 // attempt sends one warning covering every recipient still to do; later
-// failed attempts send no further warning (smtp-properties.md §3).
+// failed attempts send no further warning (docs/delivery.md "Bounces and warnings").
 func TestDelayWarningOncePerMessage(t *testing.T) {
 	srv := newFakeServer(t)
 	route := testRoute("fake", srv.port())

@@ -13,7 +13,7 @@ import (
 
 // Notices: policy decides who wants one and composes it; delivery gathers
 // the recipients and enqueues the result as an ordinary queue message from
-// <> to the original sender (smtp-properties.md §3), so notices are as
+// <> to the original sender (docs/delivery.md "Bounces and warnings"), so notices are as
 // durable and retried as any mail. A message from <> never causes one.
 
 // routeNotify is the route's dsn.notify ("" when there is no route).

@@ -47,7 +47,7 @@ func (e *Engine) complete(run *leaseRun) {
 				deadline := policy.Deadline(m.Arrival, m.HeldFor, res.route.Retry)
 				if !now.Before(deadline) && e.heldNow(m.ID) {
 					// Held while this attempt was in flight: a held message
-					// never expires (interfaces.md, hold); its lifetime
+					// never expires (docs/cli.md, hold); its lifetime
 					// resumes at release, with the time held added.
 					deadline = now.Add(max(res.route.Retry.MaxLifetime, time.Minute))
 				}
@@ -59,7 +59,7 @@ func (e *Engine) complete(run *leaseRun) {
 
 	// Notices are queued before the outcome is recorded: a crash in between
 	// then repeats the attempt (and may repeat a notice), but never loses
-	// one (interfaces.md: nothing acknowledged may be lost).
+	// one (docs/delivery.md: nothing acknowledged may be lost).
 	e.queueFailureNotice(m, all, now)
 	if e.queueDelayWarning(m, all, now) {
 		if err := e.store.SetDelayWarned(m.ID); err != nil && !errors.Is(err, queue.ErrNotFound) {

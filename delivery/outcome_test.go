@@ -209,7 +209,7 @@ func checkDSN(t *testing.T, d parsedDSN, action string, status map[string]string
 
 // TestReportSuccess: with reportsuccess each accepted RCPT is recorded in
 // the attempt history with its reply and logged; without it only the final
-// reply is recorded (smtp-properties.md §2, SMTPAddressSucceededException).
+// reply is recorded (docs/delivery.md, SMTPAddressSucceededException).
 func TestReportSuccess(t *testing.T) {
 	for _, report := range []bool{false, true} {
 		t.Run(strconv.FormatBool(report), func(t *testing.T) {

@@ -219,7 +219,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 // TestProbeBeforeReuse: an idle pooled connection is probed before its next
 // message (NOOP, or RSET with userset; noop.strict decides what counts as
 // alive). A dead one is dropped and the message goes over a new connection
-// in the same attempt (smtp-properties.md §1 userset/noop.strict).
+// in the same attempt (docs/configuration.md "Every key" userset/noop.strict).
 func TestProbeBeforeReuse(t *testing.T) {
 	tx := []string{"MAIL", "RCPT", "DATA"}
 	first := append(append([]string{"EHLO"}, tx...), "RSET")

@@ -24,7 +24,7 @@ type leaseRun struct {
 }
 
 // part is the recipients of one leased message that share a route: they go
-// in one SMTP transaction (interfaces.md "Delivery promises").
+// in one SMTP transaction (docs/delivery.md "Promises").
 type part struct {
 	run        *leaseRun
 	route      *Route

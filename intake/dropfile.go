@@ -4,17 +4,20 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"mailq/queue"
 )
 
-// The maildrop envelope file (interfaces.md "The maildrop"), nullmailer-compatible:
+// The maildrop envelope file (docs/maildrop.md), nullmailer-compatible:
 //
 //	line 1:      the sender ("" or "<>" for the null sender)
 //	then:        one recipient per line
@@ -30,10 +33,17 @@ import (
 // Lines end in LF (a CR before it is ignored).
 
 // DropFile writes env and body as a maildrop envelope file the way every
-// writer must: create it in dir/tmp/ (mode 0640: the daemon's group reads it,
-// nobody else), write, fsync, rename into dir/new/, fsync dir/new/. It
+// writer must (docs/maildrop.md): create it in dir/tmp/ (mode 0640 whatever
+// the umask: the daemon reads it through the directory's group, nobody else
+// may), write, fsync, rename into dir/new/, then make the rename durable. It
 // returns the final path. The envelope is validated first, so a file that
 // DropFile writes is one the pickup will take.
+//
+// The rename is the commit point: once it succeeds the file is in new/ and
+// the daemon will take it, so DropFile never reports failure after it (a
+// caller that retried would send the message twice). If the rename cannot
+// be made durable, DropFile returns the path and a *NotSyncedError, which
+// callers report as a warning, not as a failure.
 func DropFile(dir string, env queue.Envelope, body io.Reader) (string, error) {
 	env.Recipients = append([]queue.RecipientSpec(nil), env.Recipients...)
 	if err := ValidateEnvelope(&env); err != nil {
@@ -45,14 +55,19 @@ func DropFile(dir string, env queue.Envelope, body io.Reader) (string, error) {
 	}
 	tmpPath := filepath.Join(dir, "tmp", name)
 	newPath := filepath.Join(dir, "new", name)
-	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, dropFileMode)
 	if err != nil {
 		return "", fmt.Errorf("maildrop: create %s: %w", tmpPath, err)
 	}
+	defer f.Close()
 	fail := func(err error) (string, error) {
-		f.Close()
 		os.Remove(tmpPath)
 		return "", err
+	}
+	// A writer's umask (077 is common for services) must not hide the file
+	// from the daemon, which reads it through the group.
+	if err := f.Chmod(dropFileMode); err != nil {
+		return fail(fmt.Errorf("maildrop: chmod %s: %w", tmpPath, err))
 	}
 	w := bufio.NewWriterSize(f, 64<<10)
 	if _, err := io.WriteString(w, FormatEnvelopeHeader(env)); err != nil {
@@ -67,20 +82,49 @@ func DropFile(dir string, env queue.Envelope, body io.Reader) (string, error) {
 	if err := f.Sync(); err != nil {
 		return fail(fmt.Errorf("maildrop: fsync %s: %w", tmpPath, err))
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmpPath)
-		return "", fmt.Errorf("maildrop: close %s: %w", tmpPath, err)
-	}
 	if err := os.Rename(tmpPath, newPath); err != nil {
-		os.Remove(tmpPath)
-		return "", fmt.Errorf("maildrop: rename into %s: %w", newPath, err)
+		return fail(fmt.Errorf("maildrop: rename into %s: %w", newPath, err))
 	}
-	if err := syncDir(filepath.Dir(newPath)); err != nil {
-		// The file is in new/ but its directory entry may not be durable yet.
-		return "", fmt.Errorf("maildrop: fsync %s: %w", filepath.Dir(newPath), err)
+	if err := syncRename(filepath.Dir(newPath), f); err != nil {
+		return newPath, &NotSyncedError{Path: newPath, Err: err}
 	}
 	return newPath, nil
 }
+
+// NotSyncedError says a file is in new/ (stored: the daemon will take it)
+// but the rename that put it there could not be confirmed durable: a power
+// failure before the kernel writes it back could undo it.
+type NotSyncedError struct {
+	Path string
+	Err  error
+}
+
+func (e *NotSyncedError) Error() string {
+	return fmt.Sprintf("maildrop: %s is stored, but its directory entry could not be flushed to disk (%v); it is lost only if the machine crashes before the kernel writes it back", e.Path, e.Err)
+}
+
+func (e *NotSyncedError) Unwrap() error { return e.Err }
+
+// syncRename makes a rename into newDir durable. fsync(2) of the directory
+// needs it opened, which needs read permission, and writers outside the
+// daemon's user may not read new/ (3733: nobody lists others' files). They
+// get syncfs(2) on the file instead: it flushes the whole filesystem's
+// metadata, the new directory entry included. Dearer on a busy filesystem,
+// but the only durable commit open to a writer that cannot open new/.
+func syncRename(newDir string, f *os.File) error {
+	err := syncDir(newDir)
+	if err == nil || !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	if serr := unix.Syncfs(int(f.Fd())); serr != nil {
+		return fmt.Errorf("syncfs after %v: %w", err, serr)
+	}
+	return nil
+}
+
+// dropFileMode is the mode of maildrop files: the owner (the writer) and
+// the directory's group (the daemon's) may read them, nobody else.
+const dropFileMode = 0o640
 
 // FormatEnvelopeHeader returns the envelope lines and the empty line that
 // precede the message in an envelope file.

@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/emersion/go-message/mail"
+	"golang.org/x/sys/unix"
 	"mailq/queue"
 )
 
@@ -133,4 +135,40 @@ func TestParseHeaderRecipients(t *testing.T) {
 func readAllString(r io.Reader) (string, error) {
 	b, err := io.ReadAll(r)
 	return string(b), err
+}
+
+// BenchmarkDropCommit compares the two ways DropFile makes a rename into
+// new/ durable: fsync of the directory (writers that may open it) and
+// syncfs of the filesystem (every other local user). Both include the
+// file's own fsync, as DropFile does.
+func BenchmarkDropCommit(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		commit func(dir string, f *os.File) error
+	}{
+		{"fsync-dir", func(dir string, _ *os.File) error { return syncDir(dir) }},
+		{"syncfs", func(_ string, f *os.File) error { return unix.Syncfs(int(f.Fd())) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			dir := b.TempDir()
+			for i := 0; i < b.N; i++ {
+				tmp, final := filepath.Join(dir, "t"), filepath.Join(dir, fmt.Sprint(i))
+				f, err := os.Create(tmp)
+				if err != nil {
+					b.Fatal(err)
+				}
+				f.WriteString("a@example.com\nb@example.org\n\nSubject: x\n\nbody\n")
+				if err := f.Sync(); err != nil {
+					b.Fatal(err)
+				}
+				if err := os.Rename(tmp, final); err != nil {
+					b.Fatal(err)
+				}
+				if err := c.commit(dir, f); err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
+			}
+		})
+	}
 }

@@ -28,8 +28,7 @@ type MaildropOptions struct {
 	Now            func() time.Time // default time.Now
 }
 
-// Maildrop takes files out of <dir>/new/ into the queue (interfaces.md "The
-// maildrop"). Files are processed one at a time by Run's goroutine.
+// Maildrop takes files out of <dir>/new/ into the queue (docs/maildrop.md). Files are processed one at a time by Run's goroutine.
 type Maildrop struct {
 	opts MaildropOptions
 	// enqueuedNotRemoved holds files already stored in the queue whose
@@ -51,13 +50,17 @@ func NewMaildrop(opts MaildropOptions) *Maildrop {
 	return &Maildrop{opts: opts, enqueuedNotRemoved: map[string]bool{}}
 }
 
-// Directory modes: writers in the drop-in group may create files in tmp/ and
-// rename them into new/ but not list or read others' files (0730); failed/
-// is for operators (0750).
+// Directory modes, as systemd/tmpfiles.d/mailq.conf makes them
+// (docs/maildrop.md "Who may submit"): every local user may create files in
+// tmp/ and rename them into new/, but not list them (so nobody learns
+// another's file names), nor remove or replace another's file (sticky);
+// files get the directories' group (setgid), through which the daemon reads
+// them. failed/ is for the daemon and its group, the operators.
 const (
-	modeDropDir   = 0o730
-	modeFailedDir = 0o750
-	modeErrorFile = 0o640
+	modeMaildropDir = 0o755
+	modeDropDir     = 0o733 | os.ModeSetgid | os.ModeSticky
+	modeFailedDir   = 0o750
+	modeFailedFile  = 0o640
 )
 
 // Run creates the directories, takes the files already in new/, then every
@@ -109,9 +112,7 @@ func (m *Maildrop) Run(ctx context.Context) error {
 // Run does it too; the daemon calls it before it reports ready, so a writer
 // that waits for "ready" finds the directories there.
 func (m *Maildrop) MakeDirs() error {
-	// 0750 as tmpfiles.d makes it: the drop-in group may reach tmp/ and
-	// new/, other users see nothing (files we create are not world-readable).
-	if err := os.MkdirAll(m.opts.Dir, 0o750); err != nil {
+	if err := os.MkdirAll(m.opts.Dir, modeMaildropDir); err != nil {
 		return fmt.Errorf("maildrop: create %s: %w", m.opts.Dir, err)
 	}
 	for _, d := range []struct {
@@ -119,15 +120,35 @@ func (m *Maildrop) MakeDirs() error {
 		mode os.FileMode
 	}{{"tmp", modeDropDir}, {"new", modeDropDir}, {"failed", modeFailedDir}} {
 		p := filepath.Join(m.opts.Dir, d.name)
-		if err := os.Mkdir(p, d.mode); err != nil && !errors.Is(err, os.ErrExist) {
+		// mkdir with the permission bits only: systemd's RestrictSUIDSGID=
+		// refuses any mkdir(2) that asks for setgid, even of a directory
+		// that exists (the seccomp filter looks at the arguments).
+		if err := os.Mkdir(p, d.mode.Perm()); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("maildrop: create %s: %w", p, err)
 		} else if err == nil {
 			// Mkdir is subject to the umask; set the intended mode once,
 			// on creation only, so an operator's later chmod is kept.
-			if err := os.Chmod(p, d.mode); err != nil {
-				return fmt.Errorf("maildrop: chmod %s: %w", p, err)
+			if err := m.chmodDropDir(p, d.mode); err != nil {
+				return err
 			}
 		}
+	}
+	return nil
+}
+
+// chmodDropDir sets a maildrop directory's mode. Where setgid is refused
+// (RestrictSUIDSGID=, when the daemon makes the maildrop itself rather than
+// systemd-tmpfiles), the directory is made without it and a warning says
+// what that costs.
+func (m *Maildrop) chmodDropDir(p string, mode os.FileMode) error {
+	err := os.Chmod(p, mode)
+	if err != nil && mode&os.ModeSetgid != 0 && errors.Is(err, syscall.EPERM) {
+		if err = os.Chmod(p, mode&^os.ModeSetgid); err == nil {
+			m.opts.Logger.Warn().Str("dir", p).Msg("maildrop: cannot make the directory setgid; files of users outside the daemon's groups will be unreadable to it: create the maildrop with systemd-tmpfiles (tmpfiles.d/mailq.conf)")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("maildrop: chmod %s: %w", p, err)
 	}
 	return nil
 }
@@ -275,7 +296,11 @@ func (t *trackedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// fail moves new/<name> to failed/ with a .error file saying why.
+// fail moves new/<name> to failed/ with a .error file saying why. A
+// regular file it can read is copied, not renamed: it belongs to its writer
+// and the drop-in group, and the operators who read failed/ (the daemon's
+// group) could not open it otherwise. The original leaves new/ last, so a
+// crash in between only means the file is examined again.
 func (m *Maildrop) fail(name string, reason error) {
 	failedDir := filepath.Join(m.opts.Dir, "failed")
 	dest := name
@@ -286,17 +311,36 @@ func (m *Maildrop) fail(name string, reason error) {
 		dest = fmt.Sprintf("%s.%d", name, i)
 	}
 	src := filepath.Join(m.opts.Dir, "new", name)
+	destPath := filepath.Join(failedDir, dest)
 	log := m.opts.Logger.Warn().Str("file", name).Str("reason", reason.Error())
-	// The .error file first: if we crash in between, the file is still in
-	// new/ and will be examined again.
 	text := fmt.Sprintf("%s: %s\nThe file was moved here from %s; fix it and move it back to new/ to retry, or delete it.\n",
 		m.opts.Now().UTC().Format(time.RFC3339), reason, filepath.Join(m.opts.Dir, "new"))
-	errPath := filepath.Join(failedDir, dest+".error")
-	if err := os.WriteFile(errPath, []byte(text), modeErrorFile); err != nil {
+	errPath := destPath + ".error"
+	if err := writeFailedFile(errPath, strings.NewReader(text)); err != nil {
 		m.opts.Logger.Error().Err(err).Str("file", name).Str("reason", reason.Error()).Msg("maildrop: cannot write the .error file; leaving the bad file in new/")
 		return
 	}
-	if err := os.Rename(src, filepath.Join(failedDir, dest)); err != nil {
+	copied := false
+	if in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0); err == nil {
+		if fi, err := in.Stat(); err == nil && fi.Mode().IsRegular() {
+			if err := writeFailedFile(destPath, in); err != nil {
+				in.Close()
+				os.Remove(destPath)
+				os.Remove(errPath)
+				m.opts.Logger.Error().Err(err).Str("file", name).Str("reason", reason.Error()).Msg("maildrop: cannot copy the bad file to failed/; leaving it in new/")
+				return
+			}
+			copied = true
+		}
+		in.Close()
+	}
+	if copied {
+		err := os.Remove(src)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			m.opts.Logger.Error().Err(err).Str("file", name).Msg("maildrop: bad file copied to failed/ but cannot be removed from new/; fix the permissions of new/")
+		}
+	} else if err := os.Rename(src, destPath); err != nil {
+		// Not a regular file, or unreadable: move the name itself.
 		os.Remove(errPath)
 		if !errors.Is(err, os.ErrNotExist) {
 			m.opts.Logger.Error().Err(err).Str("file", name).Str("reason", reason.Error()).Msg("maildrop: cannot move the bad file to failed/")
@@ -305,7 +349,29 @@ func (m *Maildrop) fail(name string, reason error) {
 	}
 	_ = syncDir(failedDir)
 	metrics.MaildropFailed.Inc()
-	log.Str("moved_to", filepath.Join(failedDir, dest)).Msg("maildrop file refused")
+	log.Str("moved_to", destPath).Msg("maildrop file refused")
+}
+
+// writeFailedFile creates path in failed/ with content from r, mode 0640
+// whatever the umask (systemd runs mailq with UMask=0077), and fsyncs it.
+func writeFailedFile(path string, r io.Reader) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, modeFailedFile)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(modeFailedFile); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // FailedCount is the number of files in failed/ (counted by their .error

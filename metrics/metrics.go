@@ -1,4 +1,4 @@
-// Package metrics holds mailq's Prometheus collectors (interfaces.md "Metrics").
+// Package metrics holds mailq's Prometheus collectors (docs/observability.md "Metrics").
 package metrics
 
 import (

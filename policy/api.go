@@ -59,11 +59,11 @@ type RetryPolicy struct {
 //	func DefaultRetryPolicy() RetryPolicy // 5m, 2.0, 1h, 0.1, 120h, 4h
 //	func (p RetryPolicy) Backoff(n int) time.Duration // uncapped-by-deadline, unjittered gap after the n-th failure (n>=1), built on cenkalti/backoff/v4
 //	func (p RetryPolicy) Next(n int, failedAt, deadline time.Time, rnd func() float64) (next time.Time, expired bool)
-//	    // n-th failed attempt at failedAt: next attempt time per smtp-properties.md §2 (jitter
+//	    // n-th failed attempt at failedAt: next attempt time per docs/delivery.md (jitter
 //	    // drawn via rnd in [0,1)); expired when failedAt >= deadline (bounce with 4.4.7).
 //	func Deadline(arrival time.Time, heldFor time.Duration, p RetryPolicy) time.Time
 //	func Classify(res *smtpproto.Result, err error) []Decision
-//	    // per-recipient verdict per smtp-properties.md §2; Retry decisions carry no RetryAt yet.
+//	    // per-recipient verdict per docs/delivery.md; Retry decisions carry no RetryAt yet.
 //	func Schedule(ds []Decision, attempt int, now, deadline time.Time, p RetryPolicy, rnd func() float64) []Decision
 //	    // fills RetryAt for Retry decisions, turns expired ones into Bounce with Status 4.4.7
 //	    // and Diagnostic keeping the last reply.

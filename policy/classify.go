@@ -8,7 +8,7 @@ import (
 
 // Statuses for attempts that ended without a reply deciding the recipient
 // (RFC 3463 §3.5 network and routing, §3.8 security). They are all class 4:
-// smtp-properties.md §2 retries every connection-level failure.
+// docs/delivery.md retries every connection-level failure.
 const (
 	StatusNoAnswer      = "4.4.1" // could not connect (refused, unreachable, connect timeout)
 	StatusBadConnection = "4.4.2" // connection broke, timed out, or greeting/EHLO went wrong
@@ -16,7 +16,7 @@ const (
 )
 
 // Classify turns one attempt's outcome into one Decision per recipient of
-// res, in its order, by the table in smtp-properties.md §2. The recipient's
+// res, in its order, by the table in docs/delivery.md. The recipient's
 // Final reply decides: delivered when end-of-data said 2xx; 5xx (MAIL FROM,
 // RCPT, DATA or end-of-data) bounces; 4xx (including a leftover 452)
 // retries. A recipient without a final non-2xx reply was cut off by a

@@ -16,7 +16,7 @@ const (
 )
 
 // DefaultNotify is the effective NOTIFY when neither the recipient nor the
-// route says (smtp-properties.md §3).
+// route says (docs/delivery.md "Bounces and warnings").
 const DefaultNotify = "FAILURE,DELAY"
 
 // EffectiveNotify is the recipient's own NOTIFY, else the route's dsn.notify,

@@ -8,7 +8,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 )
 
-// DefaultRetryPolicy is the [retry] table's defaults (interfaces.md):
+// DefaultRetryPolicy is the [retry] table's defaults (docs/delivery.md):
 // 5m initial, ×2, capped at 1h, ±10% jitter, 120h lifetime, warning after 4h.
 func DefaultRetryPolicy() RetryPolicy {
 	return RetryPolicy{
@@ -42,7 +42,7 @@ func (p RetryPolicy) Validate() error {
 }
 
 // Backoff is the unjittered gap after the n-th failed attempt (n >= 1):
-// min(initial × multiplier^(n−1), max_interval) (smtp-properties.md §2).
+// min(initial × multiplier^(n−1), max_interval) (docs/delivery.md).
 // The sequence comes from cenkalti/backoff's ExponentialBackOff with its own
 // randomization off; mailq jitters after the cap itself (see Next) so tests
 // can state the schedule exactly. n < 1 is treated as 1.
@@ -98,7 +98,7 @@ func (p RetryPolicy) Next(n int, failedAt, deadline time.Time, rnd func() float6
 }
 
 // Deadline is arrival + max_lifetime, extended by the time the message spent
-// held (interfaces.md: held time does not count toward max_lifetime).
+// held (docs/delivery.md: held time does not count toward max_lifetime).
 func Deadline(arrival time.Time, heldFor time.Duration, p RetryPolicy) time.Time {
 	return arrival.Add(p.MaxLifetime + max(heldFor, 0))
 }

@@ -28,7 +28,7 @@ const (
 // Done reports whether nothing more will be done for a recipient in this state.
 func (s RecipientState) Done() bool { return s == Delivered || s == Bounced }
 
-// Status is the message-level status shown by list/show (interfaces.md "States").
+// Status is the message-level status shown by list/show (docs/cli.md "States").
 type Status string
 
 const (

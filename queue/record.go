@@ -78,7 +78,7 @@ func load(tx *bolt.Tx, id ID) (*record, error) {
 	return r, nil
 }
 
-// status derives the message status (interfaces.md "States").
+// status derives the message status (docs/cli.md "States").
 func (r *record) status() Status {
 	left, tried := false, false
 	for _, rc := range r.Recipients {

@@ -71,7 +71,7 @@ type Result struct {
 //	    // *ProtocolError (greeting not 2xx etc.), all with errors.As.
 //	func (c *Conn) Send(ctx context.Context, env Envelope, body io.Reader) (*Result, error)
 //	    // MAIL/RCPT/DATA or BDAT with PIPELINING, 452 split and sendpartial per
-//	    // smtp-properties.md §2. The Result is always non-nil and complete: every
+//	    // docs/delivery.md. The Result is always non-nil and complete: every
 //	    // recipient has an entry. The error is the JavaMail-style classification:
 //	    // *SenderFailedError, *AddressFailedError, *SendFailedError (ValidSent,
 //	    // ValidUnsent, Invalid), or a connection-level error. After a

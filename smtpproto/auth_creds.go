@@ -67,10 +67,47 @@ func loadCredentials(s *Settings) (credentials, error) {
 	return c, nil
 }
 
+// CheckCredentials reads every secret the route's settings name, as a
+// delivery would, and returns the first problem (a variable not set, a file
+// missing or empty); nil when there are none or all are there. The
+// secrets themselves are dropped at once.
+func CheckCredentials(s *Settings) error {
+	if !hasPasswordSource(s) {
+		return nil
+	}
+	_, err := loadCredentials(s)
+	return err
+}
+
+// credentialsDirVar is where systemd puts the files of LoadCredential= and
+// SetCredential= (systemd.exec(5) "Credentials").
+const credentialsDirVar = "CREDENTIALS_DIRECTORY"
+
+// secretPath expands $CREDENTIALS_DIRECTORY (or ${CREDENTIALS_DIRECTORY})
+// in a password_file or oauth2.token_file, so that a unit's
+// LoadCredential=relay:/etc/mailq/relay.pass pairs with
+// password_file = "$CREDENTIALS_DIRECTORY/relay" (docs/configuration.md
+// "Secrets"). Other text is taken as it is.
+func secretPath(route, key, path string) (string, error) {
+	if !strings.Contains(path, "$"+credentialsDirVar) && !strings.Contains(path, "${"+credentialsDirVar+"}") {
+		return path, nil
+	}
+	dir := os.Getenv(credentialsDirVar)
+	if dir == "" {
+		return "", fmt.Errorf("route %q: %s: %s names $%s, which is not set: mailq is not running under systemd with LoadCredential= (or set the variable)", route, key, path, credentialsDirVar)
+	}
+	path = strings.ReplaceAll(path, "${"+credentialsDirVar+"}", dir)
+	return strings.ReplaceAll(path, "$"+credentialsDirVar, dir), nil
+}
+
 // readSecretFile reads a one-line secret. Exactly one trailing line ending
 // ("\n" or "\r\n") is removed because editors add one; anything else is
 // part of the secret.
 func readSecretFile(route, key, path string) (string, error) {
+	path, err := secretPath(route, key, path)
+	if err != nil {
+		return "", err
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("route %q: %s: cannot read secret: %w", route, key, err)

@@ -2,7 +2,7 @@ package smtpproto
 
 // DIGEST-MD5 (RFC 2831), authentication only (qop=auth): no integrity or
 // confidentiality layer is ever negotiated, and no authzid is sent, as in
-// JavaMail's built-in client (javamail-reference.md §2.9).
+// JavaMail's built-in client (docs/javamail.md "Authentication").
 
 import (
 	"crypto/md5"

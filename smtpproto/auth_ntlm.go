@@ -3,7 +3,7 @@ package smtpproto
 // NTLM over SMTP AUTH ([MS-NLMP], [MS-SMTPNTLM]): Type 1 (NEGOTIATE) as the
 // initial response, Type 2 (CHALLENGE) from the server, Type 3
 // (AUTHENTICATE) in answer. Message layout follows JavaMail's NTLM engine
-// (javamail-reference.md §2.9) so that servers which accept JavaMail accept
+// (docs/javamail.md "Authentication") so that servers which accept JavaMail accept
 // mailq; the crypto is in auth_ntlm_crypto.go.
 
 import (

@@ -9,7 +9,7 @@ import (
 
 // plainMech sends authzid NUL user NUL password as the initial response.
 // mailq's authzid defaults to empty (sasl.authorizationid), unlike
-// JavaMail, which repeats the user name (javamail-reference.md §7 quirk 1).
+// JavaMail, which repeats the user name (docs/javamail.md "Authentication").
 type plainMech struct {
 	authzID, user, password string
 }
@@ -27,7 +27,7 @@ func (m *plainMech) Start() ([]byte, error) {
 }
 
 // Next fails: the whole exchange is the initial response, so a 334 after it
-// means the server refused it in a non-standard way (javamail-reference.md
+// means the server refused it in a non-standard way (docs/javamail.md
 // §2.9: nothing is sent in answer).
 func (m *plainMech) Next([]byte) ([]byte, error) {
 	return nil, fmt.Errorf("PLAIN: server asked for more after the initial response: %w", errUnexpectedChallenge)

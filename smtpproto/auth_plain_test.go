@@ -8,7 +8,7 @@ import (
 )
 
 // TestSimpleMechanismBytes checks the exact client bytes of PLAIN, LOGIN,
-// CRAM-MD5 and XOAUTH2 (javamail-reference.md §2.9 examples, RFC 2195 §2).
+// CRAM-MD5 and XOAUTH2 (docs/javamail.md "Authentication", RFC 2195 §2).
 func TestSimpleMechanismBytes(t *testing.T) {
 	tests := []struct {
 		name       string

@@ -1,7 +1,7 @@
 package smtpproto
 
-// Mechanism choice (smtp-properties.md, rows auth.mechanisms and sasl.*).
-// mailq deliberately differs from JavaMail (javamail-reference.md §7):
+// Mechanism choice (docs/configuration.md, rows auth.mechanisms and sasl.*).
+// mailq deliberately differs from JavaMail (docs/javamail.md "Where mailq differs"):
 // the *.disable flags apply even when auth.mechanisms is set (quirk 3), the
 // default order prefers SCRAM-SHA-256 and PLAIN over LOGIN, and sasl.enable
 // replaces the candidate list without falling back to the built-in one.
@@ -21,7 +21,7 @@ const defaultAuthMechanisms = "SCRAM-SHA-256 PLAIN LOGIN DIGEST-MD5 CRAM-MD5 NTL
 // test for it with errors.Is.
 var errNoCommonMechanism = errors.New("no authentication mechanisms supported by both server and client")
 
-// chooseMechanism per smtp-properties.md: candidates = auth.mechanisms (default order "SCRAM-SHA-256 PLAIN LOGIN DIGEST-MD5 CRAM-MD5 NTLM"; XOAUTH2 only when named or its disable flag is explicitly false) minus every disabled one (disable flags ALWAYS apply — mailq differs from JavaMail quirk 3); with sasl.enable the candidate list is sasl.mechanisms (comma or space separated) in that order, or when unset, the server's order; the first candidate the server advertises is used; advertised is the uppercase list from "AUTH" and "AUTH=" EHLO lines merged (AUTH=LOGIN hack). serverHost is for DIGEST-MD5 digest-uri "smtp/<host>". Error when none: "no authentication mechanisms supported by both server and client" plus the lists.
+// chooseMechanism per docs/configuration.md: candidates = auth.mechanisms (default order "SCRAM-SHA-256 PLAIN LOGIN DIGEST-MD5 CRAM-MD5 NTLM"; XOAUTH2 only when named or its disable flag is explicitly false) minus every disabled one (disable flags ALWAYS apply — mailq differs from JavaMail quirk 3); with sasl.enable the candidate list is sasl.mechanisms (comma or space separated) in that order, or when unset, the server's order; the first candidate the server advertises is used; advertised is the uppercase list from "AUTH" and "AUTH=" EHLO lines merged (AUTH=LOGIN hack). serverHost is for DIGEST-MD5 digest-uri "smtp/<host>". Error when none: "no authentication mechanisms supported by both server and client" plus the lists.
 //
 // A candidate whose secret is missing is skipped too: password mechanisms
 // need a password, XOAUTH2 needs a token (oauth2.token_file, else the

@@ -142,7 +142,7 @@ func TestSubmitterAfterAuth(t *testing.T) {
 
 // TestAuthLogging: AUTH without TLS is allowed (as in JavaMail) but warned
 // about when the host is not loopback; a rejected AUTH is logged at level
-// error; the password never reaches the log (smtp-properties.md §1 auth).
+// error; the password never reaches the log (docs/configuration.md "Every key" auth).
 func TestAuthLogging(t *testing.T) {
 	p := newPKI(t)
 	authLine := "AUTH PLAIN " + b64("\x00alice\x00s3cret")

@@ -3,7 +3,7 @@ package smtpproto
 // This file opens the TCP connection of a session: directly, through an
 // HTTP CONNECT proxy or SOCKS5 (proxy wins over SOCKS, as in JavaMail),
 // or through DialOptions.Dialer (the socket-factory hook), with local bind
-// and socketFactory.fallback (javamail-reference.md §2.3).
+// and socketFactory.fallback (docs/javamail.md "Connecting").
 
 import (
 	"context"
@@ -58,7 +58,7 @@ func dialTransport(ctx context.Context, s *Settings, opts *DialOptions) (net.Con
 		}
 	}
 
-	// The target port (javamail-reference.md §2.3 step 1): with implicit
+	// The target port (docs/javamail.md "Connecting"): with implicit
 	// TLS, ssl.socketFactory.port (mailq's TLS settings stand for the SSL
 	// factory, so it applies to direct connections too); through a proxy or
 	// hook, socketFactory.port; else the normal port. A fallback after a

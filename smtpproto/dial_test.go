@@ -238,7 +238,7 @@ func TestDirectDialPorts(t *testing.T) {
 
 // TestProxyFallback: socketFactory.fallback = true lets a route whose
 // HTTP or SOCKS proxy cannot be reached connect directly; false reports the
-// proxy failure (smtp-properties.md §1).
+// proxy failure (docs/configuration.md "Every key").
 func TestProxyFallback(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

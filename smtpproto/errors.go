@@ -1,7 +1,7 @@
 package smtpproto
 
 // This file holds the error types Dial and Send return. They follow
-// JavaMail's exception classes (javamail-reference.md §0.6) so that policy
+// JavaMail's exception classes (docs/javamail.md "Errors") so that policy
 // can classify an attempt with errors.As.
 
 import (

@@ -1,7 +1,7 @@
 package smtpproto
 
 // This file is the HTTP CONNECT tunnel (RFC 9110 §9.3.6) with the exact
-// request bytes JavaMail sends (javamail-reference.md §2.3).
+// request bytes JavaMail sends (docs/javamail.md "Connecting").
 
 import (
 	"context"

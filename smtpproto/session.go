@@ -1,8 +1,8 @@
 package smtpproto
 
 // This file is the session: connect, greeting, EHLO/HELO, STARTTLS, and
-// the liveness probe, RSET and QUIT (javamail-reference.md §2, §4, with
-// smtp-properties.md's decisions).
+// the liveness probe, RSET and QUIT (docs/javamail.md "Session", with
+// docs/delivery.md).
 
 import (
 	"bufio"

@@ -9,7 +9,7 @@ import (
 
 // Settings is one route: where mail for some domains goes and how to talk
 // to it. Keys are the JavaMail property names without "mail.smtp."
-// (smtp-properties.md §1). Pointers distinguish "unset" from the zero value
+// (docs/configuration.md "Every key"). Pointers distinguish "unset" from the zero value
 // where JavaMail's default depends on other keys.
 type Settings struct {
 	Name    string   `toml:"name"`
@@ -94,7 +94,7 @@ type Settings struct {
 }
 
 // Endpoint returns the host and port to connect to with mailq's defaults:
-// host "localhost", port 25, or 465 with ssl.enable (javamail-reference.md
+// host "localhost", port 25, or 465 with ssl.enable (docs/javamail.md
 // §1.1).
 func (s *Settings) Endpoint() (host string, port int) {
 	host, port = s.Host, s.Port
@@ -111,7 +111,7 @@ func (s *Settings) Endpoint() (host string, port int) {
 }
 
 // Timeouts returns the connect, read and write timeouts. mailq never waits
-// forever: unset keys take 30 s / 300 s / 300 s (smtp-properties.md §1).
+// forever: unset keys take 30 s / 300 s / 300 s (docs/configuration.md "Every key").
 func (s *Settings) Timeouts() (connect, read, write time.Duration) {
 	ms := func(p *int, def time.Duration) time.Duration {
 		if p == nil || *p <= 0 {
@@ -136,7 +136,7 @@ func (s *Settings) UseEHLO() bool { return s.EHLO == nil || *s.EHLO }
 
 // WantsAuth reports whether the session authenticates when the server
 // offers AUTH: auth = true, or auth unset/false with a password source
-// (smtp-properties.md §1; JavaMail §2.7 also authenticates with auth=false
+// (docs/configuration.md "Every key"; JavaMail §2.7 also authenticates with auth=false
 // when credentials exist, and mailq keeps that).
 func (s *Settings) WantsAuth() bool {
 	return (s.Auth != nil && *s.Auth) || hasPasswordSource(s)

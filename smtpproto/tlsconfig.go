@@ -2,7 +2,7 @@ package smtpproto
 
 // This file builds the TLS client configuration of a route from
 // ssl.trust, ssl.checkserveridentity, ssl.protocols, ssl.ciphersuites,
-// tls.ca_file and the client certificate (smtp-properties.md §1).
+// tls.ca_file and the client certificate (docs/configuration.md "Every key").
 
 import (
 	"crypto/tls"

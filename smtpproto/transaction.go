@@ -2,8 +2,8 @@ package smtpproto
 
 // This file is one message's delivery over an open session: MAIL FROM,
 // RCPT TO (pipelined when advertised), DATA or BDAT, the 452 split and the
-// sendpartial rule of smtp-properties.md §2, and the JavaMail-style error
-// classification (javamail-reference.md §3).
+// sendpartial rule of docs/delivery.md, and the JavaMail-style error
+// classification (docs/javamail.md "Errors").
 
 import (
 	"context"
@@ -230,7 +230,7 @@ func (c *Conn) transaction(st *txState, mail, from string, rcptCmds []string, id
 	}
 	if len(st.failed) > failedBefore && !c.s.SendPartial {
 		// sendpartial = false: the valid ones must not wait for the
-		// invalid ones; send again to them alone (smtp-properties.md §2).
+		// invalid ones; send again to them alone (docs/delivery.md).
 		if err := c.rset(); err != nil {
 			return nil, false, err
 		}

@@ -1,6 +1,6 @@
 package smtpproto
 
-// This file is the start-up validation of a route (smtp-properties.md §1):
+// This file is the start-up validation of a route (docs/configuration.md "Every key"):
 // impossible combinations and values that could never work stop the daemon
 // with an error naming the route and the key.
 
@@ -60,7 +60,9 @@ func (s *Settings) Validate() error {
 	if sources > 1 {
 		bad("password_file", "set only one of password, password_file, password_env")
 	}
-	if s.PasswordFile != "" {
+	// A file under $CREDENTIALS_DIRECTORY exists only in the daemon's unit;
+	// CheckCredentials (mailq --check-config, daemon start) reads it there.
+	if s.PasswordFile != "" && !strings.Contains(s.PasswordFile, "$"+credentialsDirVar) && !strings.Contains(s.PasswordFile, "${"+credentialsDirVar+"}") {
 		if _, err := os.Stat(s.PasswordFile); err != nil {
 			bad("password_file", "%v", err)
 		}

@@ -23,7 +23,7 @@ import (
 )
 
 // This file proves mailq's central promise on the whole daemon
-// (interfaces.md "Delivery promises"): an acknowledged message survives
+// (docs/delivery.md "Promises"): an acknowledged message survives
 // kill -9 at any instant; delivery is at least once, never a loss. Mail
 // comes in by all three intakes at once (SMTP submission, `mailqctl
 // enqueue`, the maildrop) while deliveries to a go-smtp next hop that
@@ -283,7 +283,7 @@ func (l *crashLoad) enqueueCtl() {
 	}
 }
 
-// dropFiles writes envelope files the way interfaces.md "The maildrop"
+// dropFiles writes envelope files the way docs/maildrop.md
 // asks of a writer: create in tmp/, write, fsync, rename into new/. A file
 // counts once it is renamed.
 func (l *crashLoad) dropFiles() {

@@ -192,6 +192,11 @@ func logStart(log zerolog.Logger, cfg *config.Config) {
 		Str("control", cfg.Control.Socket).
 		Str("maildrop", cfg.Maildrop.Dir).
 		Msg("mailq starting")
+	// Users who may not read the configuration find the daemon through
+	// client.toml or the built-in paths (docs/configuration.md "Clients").
+	for _, m := range config.ClientMismatch(cfg) {
+		log.Warn().Str("problem", m).Msg("sendmail and mailqctl of users who cannot read the configuration would look elsewhere; fix client.toml beside it")
+	}
 }
 
 func configSource(cfg *config.Config) string {

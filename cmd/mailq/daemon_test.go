@@ -81,7 +81,13 @@ type daemonProc struct {
 
 func startDaemon(t *testing.T, configPath string) *daemonProc {
 	t.Helper()
-	cmd := exec.Command(buildMailq(t), "--config", configPath)
+	return startDaemonCmd(t, exec.Command(buildMailq(t), "--config", configPath))
+}
+
+// startDaemonCmd starts a prepared daemon command (another binary path, or
+// another user's credentials).
+func startDaemonCmd(t *testing.T, cmd *exec.Cmd) *daemonProc {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "WATCHDOG_USEC=")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -175,9 +181,9 @@ func TestDaemonStartsReadyAndStopsCleanly(t *testing.T) {
 	}{
 		{filepath.Join(dir, "data"), 0o700},
 		{filepath.Join(dir, "data", "queue.db"), 0o600},
-		// The maildrop is writable once "ready" is logged (interfaces.md).
-		{filepath.Join(dir, "maildrop", "tmp"), 0o730},
-		{filepath.Join(dir, "maildrop", "new"), 0o730},
+		// The maildrop is writable once "ready" is logged (docs/maildrop.md).
+		{filepath.Join(dir, "maildrop", "tmp"), 0o733 | os.ModeSetgid | os.ModeSticky},
+		{filepath.Join(dir, "maildrop", "new"), 0o733 | os.ModeSetgid | os.ModeSticky},
 		{filepath.Join(dir, "maildrop", "failed"), 0o750},
 	}
 	for _, m := range modes {
@@ -185,7 +191,7 @@ func TestDaemonStartsReadyAndStopsCleanly(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after ready: %v", err)
 		}
-		if got := info.Mode().Perm(); got != m.want {
+		if got := info.Mode() &^ os.ModeDir; got != m.want {
 			t.Errorf("%s mode = %v, want %v", m.path, got, m.want)
 		}
 	}

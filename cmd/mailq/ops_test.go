@@ -201,13 +201,19 @@ func runCtl(t *testing.T, bin, configPath, stdin string, args ...string) ctlResu
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "MAILQ_CONFIG="+configPath)
+	return runCmd(t, cmd, stdin)
+}
+
+// runCmd runs a prepared command with stdin and collects its output.
+func runCmd(t *testing.T, cmd *exec.Cmd, stdin string) ctlResult {
+	t.Helper()
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	code := exitCode(err)
 	if code < 0 {
-		t.Fatalf("%s %v: %v", filepath.Base(bin), args, err)
+		t.Fatalf("%s %v: %v", filepath.Base(cmd.Path), cmd.Args[1:], err)
 	}
 	return ctlResult{stdout.String(), stderr.String(), code}
 }
@@ -493,7 +499,7 @@ func TestMetricsMoveWithDeliveries(t *testing.T) {
 
 // checkMetricNames: every name is a valid Prometheus name, every family
 // of ours starts with mailq_, counters end in _total, and the families of
-// interfaces.md "Metrics" are all there.
+// docs/observability.md "Metrics" are all there.
 func checkMetricNames(t *testing.T, families map[string]*dto.MetricFamily) {
 	t.Helper()
 	valid := regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
@@ -529,6 +535,16 @@ func checkMetricNames(t *testing.T, families map[string]*dto.MetricFamily) {
 	if ours == 0 {
 		t.Error("no mailq metrics at all")
 	}
+	// The reference names every metric mailq serves.
+	doc, err := os.ReadFile("../../docs/observability.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range families {
+		if strings.HasPrefix(name, "mailq_") && !strings.Contains(string(doc), "| `"+name) {
+			t.Errorf("metric %s is not in docs/observability.md's table", name)
+		}
+	}
 	var mfs []*dto.MetricFamily
 	for name, f := range families {
 		if strings.HasPrefix(name, "mailq_") {
@@ -549,7 +565,7 @@ func checkMetricNames(t *testing.T, families map[string]*dto.MetricFamily) {
 		"go_goroutines", "process_open_fds",
 	} {
 		if families[name] == nil {
-			t.Errorf("/metrics lacks %s (interfaces.md \"Metrics\")", name)
+			t.Errorf("/metrics lacks %s (docs/observability.md \"Metrics\")", name)
 		}
 	}
 	if f := families["mailq_attempt_duration_seconds"]; f != nil && f.GetType() != dto.MetricType_HISTOGRAM {

@@ -10,7 +10,7 @@ import (
 	"mailq/queue"
 )
 
-// The queue gauges of interfaces.md "Metrics". They are read from the
+// The queue gauges of docs/observability.md "Metrics". They are read from the
 // store at scrape time rather than kept in step by every path that changes
 // a message, so they can never drift from what `mailqctl stats` shows.
 var (

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -11,7 +12,7 @@ import (
 	"mailq/queue"
 )
 
-// contractSample is the JSON sample of interfaces.md ("JSON"), verbatim:
+// contractSample is the JSON sample of docs/cli.md ("JSON"), verbatim:
 // every key in it is a promise to scripts.
 const contractSample = `{"id": "…", "status": "deferred", "sender": "a@example.com", "size": 4096,
  "arrival": "2026-11-26T05:00:00Z", "next_attempt": "2026-11-26T05:05:00Z", "held": false,
@@ -70,7 +71,7 @@ func decodeObject(t *testing.T, text string) map[string]any {
 }
 
 // TestJSONFieldsMatchTheContract checks list --json and show --json against
-// the sample of interfaces.md: every key path, with the sample's type.
+// the sample of docs/cli.md: every key path, with the sample's type.
 func TestJSONFieldsMatchTheContract(t *testing.T) {
 	d := startDaemon(t, control.ServerOptions{})
 	id := strings.TrimSpace(d.mustCtl(t, "Subject: x\r\n\r\nbody\r\n", "enqueue", "--from", "a@example.com",
@@ -102,7 +103,7 @@ func TestJSONFieldsMatchTheContract(t *testing.T) {
 	sort.Strings(paths)
 	for _, p := range paths {
 		if got, ok := show[p]; !ok || got != want[p] {
-			t.Errorf("show --json: %s is %q, want a %s as in interfaces.md", p, got, want[p])
+			t.Errorf("show --json: %s is %q, want a %s as in docs/cli.md", p, got, want[p])
 		}
 		if strings.HasPrefix(p, "attempts") {
 			if _, ok := list[p]; ok {
@@ -111,7 +112,7 @@ func TestJSONFieldsMatchTheContract(t *testing.T) {
 			continue
 		}
 		if got, ok := list[p]; !ok || got != want[p] {
-			t.Errorf("list --json: %s is %q, want a %s as in interfaces.md", p, got, want[p])
+			t.Errorf("list --json: %s is %q, want a %s as in docs/cli.md", p, got, want[p])
 		}
 	}
 }
@@ -151,5 +152,17 @@ func TestShowJSONListsAreNeverMissing(t *testing.T) {
 		if l, ok := ats[0].(map[string]any)[k].([]any); !ok || len(l) != 0 {
 			t.Errorf("attempt %s = %#v, want []", k, ats[0].(map[string]any)[k])
 		}
+	}
+}
+
+// TestContractSampleIsTheDocumentedOne keeps docs/cli.md's sample and the
+// one tested above the same text.
+func TestContractSampleIsTheDocumentedOne(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```json\n"+contractSample+"\n```") {
+		t.Error("docs/cli.md's JSON sample differs from contractSample")
 	}
 }

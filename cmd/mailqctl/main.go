@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,32 +15,13 @@ import (
 	"mailq/control"
 )
 
-// Exit statuses (interfaces.md "The control CLI").
+// Exit statuses (docs/cli.md).
 const (
 	exitOK          = 0
 	exitFailed      = 1
 	exitUsage       = 2
 	exitUnreachable = 3
 )
-
-const usageText = `usage: mailqctl [--socket PATH] [--config FILE] [--maildrop DIR] COMMAND [ARGS]
-
-commands:
-  list [--json] [--status queued|deferred|held|active|done] [--from ADDR] [--to ADDR|@DOMAIN] [--older DURATION (30m, 2h, 3d)]
-  show ID [--json]
-  flush
-  retry ID...|--all
-  hold ID...
-  release ID...
-  delete ID...
-  bounce ID...
-  stats [--json]
-  enqueue --from ADDR --to ADDR [--to ADDR]... [--notify N] [--ret FULL|HDRS] [--envid ID] < message
-  sendmail [sendmail flags] [RECIPIENT...]
-
-ID... may be "-" to read ids from standard input, one per line.
-Exit status: 0 done, 1 failed, 2 usage, 3 daemon not reachable.
-`
 
 // usageError is a command line mistake: exit 2 with the usage hint.
 type usageError struct{ msg string }
@@ -62,10 +44,28 @@ type app struct {
 
 func main() {
 	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
-	if filepath.Base(os.Args[0]) == "sendmail" {
-		os.Exit(a.sendmail(os.Args[1:]))
+	os.Exit(a.runAs(filepath.Base(os.Args[0]), os.Args[1:]))
+}
+
+// runAs answers to the name it was invoked by, as the sendmail world
+// expects of these names (docs/cli.md "Other names").
+func (a *app) runAs(name string, args []string) int {
+	switch name {
+	case "sendmail":
+		return a.sendmail(args)
+	case "mailq": // Postfix's and sendmail's mailq: list the queue
+		return a.run(append([]string{"list"}, args...))
+	case "newaliases":
+		return a.newaliases()
 	}
-	os.Exit(a.run(os.Args[1:]))
+	return a.run(args)
+}
+
+// newaliases is the sendmail world's alias database rebuild: mailq only
+// relays outbound and has no aliases, so there is nothing to rebuild.
+func (a *app) newaliases() int {
+	fmt.Fprintln(a.stderr, "newaliases: nothing to do: mailq relays mail outbound and keeps no aliases database (local aliases belong to the MTA that delivers locally)")
+	return exitOK
 }
 
 // run parses the global flags and runs one command, returning the exit status.
@@ -81,9 +81,8 @@ func (a *app) run(args []string) int {
 	if name == "sendmail" {
 		return a.sendmail(rest)
 	}
-	if name == "help" || name == "-h" || name == "--help" {
-		fmt.Fprint(a.stdout, usageText)
-		return exitOK
+	if name == "help" {
+		return a.fail(a.cmdHelp(rest))
 	}
 	cmd, ok := commands[name]
 	if !ok {
@@ -127,9 +126,17 @@ func (a *app) fail(err error) int {
 		return exitOK
 	}
 	var ue usageError
+	var help helpRequested
 	switch {
+	case errors.As(err, &help):
+		if d, ok := docFor(help.fs.Name()); ok {
+			printCommandHelp(a.stdout, d, help.fs)
+		} else {
+			fmt.Fprint(a.stdout, usageText())
+		}
+		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(a.stderr, "mailqctl: %v\n\n%s", err, usageText)
+		fmt.Fprintf(a.stderr, "mailqctl: %v\n\n%s", err, usageText())
 		return exitUsage
 	case errors.Is(err, control.ErrUnreachable):
 		fmt.Fprintf(a.stderr, "mailqctl: %v\n", err)
@@ -158,16 +165,31 @@ func (a *app) config() (*config.Config, error) {
 	return a.cfg, a.cfgErr
 }
 
+// clientSettings is where the daemon and the maildrop are: from the
+// configuration, or, when this user may not read it (mailq.toml is 0640
+// root:mailq when installed, yet every user may run sendmail), from the
+// world-readable client.toml beside it or the installed layout's paths.
+func (a *app) clientSettings() (config.Client, error) {
+	cfg, err := a.config()
+	if err == nil {
+		return config.ClientOf(cfg), nil
+	}
+	if path := config.Find(a.configPath); path != "" && errors.Is(err, fs.ErrPermission) {
+		return config.LoadClient(path)
+	}
+	return config.Client{}, err
+}
+
 // client returns a control client for --socket or the configured socket.
 func (a *app) client() (*control.Client, error) {
 	if a.socket != "" {
 		return control.NewClient(a.socket), nil
 	}
-	cfg, err := a.config()
+	c, err := a.clientSettings()
 	if err != nil {
 		return nil, err
 	}
-	return control.NewClient(cfg.Control.Socket), nil
+	return control.NewClient(c.Socket), nil
 }
 
 // maildropDir returns --maildrop or the configured maildrop.
@@ -175,9 +197,9 @@ func (a *app) maildropDir() (string, error) {
 	if a.maildrop != "" {
 		return a.maildrop, nil
 	}
-	cfg, err := a.config()
+	c, err := a.clientSettings()
 	if err != nil {
 		return "", err
 	}
-	return cfg.Maildrop.Dir, nil
+	return c.Maildrop, nil
 }

@@ -31,7 +31,7 @@ type sendmailOptions struct {
 	fullName          string // -F
 	notify, ret       string // -N, -R (normalised)
 	envid             string // -V
-	mode              byte   // 'm' deliver (default), 'p' list (-bp), 'q' flush (-q)
+	mode              byte   // 'm' deliver (default), 'p' list (-bp), 'q' flush (-q), 'i' newaliases (-bi)
 	recipients        []string
 }
 
@@ -96,8 +96,10 @@ func parseSendmailArgs(args []string, ignored func(opt string)) (sendmailOptions
 						o.mode = 'm'
 					case "p":
 						o.mode = 'p'
+					case "i": // newaliases
+						o.mode = 'i'
 					default:
-						err = fmt.Errorf("-b%s is not supported (mailq's sendmail knows -bm and -bp)", v)
+						err = fmt.Errorf("-b%s is not supported (mailq's sendmail knows -bm, -bp and -bi)", v)
 					}
 				}
 			case 'q':
@@ -130,11 +132,15 @@ func parseSendmailArgs(args []string, ignored func(opt string)) (sendmailOptions
 
 // sendmail runs the sendmail(1) interface and returns its exit status.
 func (a *app) sendmail(args []string) int {
+	if len(args) == 1 && args[0] == "--help" { // -h is sendmail's hop count
+		printCommandHelp(a.stdout, sendmailDoc, nil)
+		return exitOK
+	}
 	o, err := parseSendmailArgs(args, func(opt string) {
 		fmt.Fprintf(a.stderr, "sendmail: ignoring option %s (it has no meaning for mailq)\n", opt)
 	})
 	if err != nil {
-		fmt.Fprintf(a.stderr, "sendmail: %v\nusage: sendmail [-t] [-i] [-f sender] [-F name] [-N notify] [-R ret] [-V envid] [--] [recipient...]\n", err)
+		fmt.Fprintf(a.stderr, "sendmail: %v\nusage: sendmail [-t] [-i] [-f sender] [-F name] [-N notify] [-R ret] [-V envid] [--] [recipient...]\n(sendmail --help for more)\n", err)
 		return exUsage
 	}
 	switch o.mode {
@@ -142,6 +148,8 @@ func (a *app) sendmail(args []string) int {
 		return a.fail(a.cmdList(nil))
 	case 'q':
 		return a.fail(a.cmdFlush(nil))
+	case 'i':
+		return a.newaliases()
 	}
 	status, err := a.submit(o)
 	if err != nil {
@@ -220,7 +228,14 @@ func (a *app) submit(o sendmailOptions) (int, error) {
 	if derr != nil {
 		return exTempFail, fmt.Errorf("message not stored: daemon unavailable (%v) and no maildrop: %w", err, derr)
 	}
-	if _, derr := intake.DropFile(dir, env, body); derr != nil {
+	_, derr = intake.DropFile(dir, env, body)
+	var notSynced *intake.NotSyncedError
+	switch {
+	case errors.As(derr, &notSynced):
+		// Stored: the daemon will take it. Failing now would make the
+		// caller send it again (docs/maildrop.md "Durability").
+		fmt.Fprintf(a.stderr, "sendmail: warning: %v\n", derr)
+	case derr != nil:
 		return exTempFail, fmt.Errorf("message not stored: daemon unavailable (%v), and the maildrop failed: %w", err, derr)
 	}
 	return exitOK, nil
@@ -228,8 +243,8 @@ func (a *app) submit(o sendmailOptions) (int, error) {
 
 // hostname is the configured hostname, else the system's.
 func (a *app) hostname() string {
-	if cfg, err := a.config(); err == nil && cfg.Hostname != "" {
-		return cfg.Hostname
+	if c, err := a.clientSettings(); err == nil && c.Hostname != "" {
+		return c.Hostname
 	}
 	if h, err := os.Hostname(); err == nil && h != "" {
 		return h

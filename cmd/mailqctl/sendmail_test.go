@@ -71,7 +71,7 @@ func TestSendmailExtractsRecipients(t *testing.T) {
 		}
 	}
 	if n := strings.Count(body, "Received:"); n != 1 || !strings.HasPrefix(body, "Received: ") {
-		t.Errorf("stored message has %d Received: fields, want exactly one, first (interfaces.md)", n)
+		t.Errorf("stored message has %d Received: fields, want exactly one, first (docs/delivery.md)", n)
 	}
 	if strings.Contains(strings.ReplaceAll(body, "\r\n", ""), "\n") {
 		t.Errorf("stored message has bare LF line ends:\n%q", body)
