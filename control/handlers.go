@@ -25,11 +25,11 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/messages/{id}", s.handleShow)
 	s.mux.HandleFunc("GET /v1/stats", s.handleStats)
 	s.mux.HandleFunc("POST /v1/flush", s.handleFlush)
-	s.mux.HandleFunc("POST /v1/retry", s.action("retry", s.retryOne))
-	s.mux.HandleFunc("POST /v1/hold", s.action("hold", s.storeOp(func(id queue.ID) error { return s.opts.Store.Hold(id) })))
-	s.mux.HandleFunc("POST /v1/release", s.action("release", s.storeOp(func(id queue.ID) error { return s.opts.Store.Release(id) })))
-	s.mux.HandleFunc("POST /v1/delete", s.action("delete", s.storeOp(func(id queue.ID) error { return s.opts.Store.Delete(id) })))
-	s.mux.HandleFunc("POST /v1/bounce", s.action("bounce", s.bounceOne))
+	s.mux.HandleFunc("POST /v1/retry", s.action("retry", bulk(s.opts.Store.MakeDueEach)))
+	s.mux.HandleFunc("POST /v1/hold", s.action("hold", bulk(s.opts.Store.HoldEach)))
+	s.mux.HandleFunc("POST /v1/release", s.action("release", bulk(s.opts.Store.ReleaseEach)))
+	s.mux.HandleFunc("POST /v1/delete", s.action("delete", bulk(s.opts.Store.DeleteEach)))
+	s.mux.HandleFunc("POST /v1/bounce", s.action("bounce", s.bounceEach))
 	s.mux.HandleFunc("POST /v1/enqueue", s.handleEnqueue)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such control API endpoint: %s %s (is mailqctl newer than the daemon?)", r.Method, r.URL.Path))
@@ -120,69 +120,80 @@ func (s *Server) handleFlush(w http.ResponseWriter, r *http.Request) {
 }
 
 // action serves one of the per-id commands: each id gets its own result,
-// so one unknown id does not stop the others.
-func (s *Server) action(name string, op func(context.Context, queue.ID) error) http.HandlerFunc {
+// so one unknown id does not stop the others. The ids are applied in
+// batches as they stream in (queue's *Each methods: one transaction per
+// batch, not per id).
+func (s *Server) action(name string, op func(context.Context, []queue.ID) []error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if name == "bounce" && s.opts.Bounce == nil {
 			writeError(w, http.StatusNotImplemented, "bounce is not available: this daemon has no delivery engine wired to the control API")
 			return
 		}
-		var req ActionRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, maxEnvelopeLine)).Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "bad request body: "+err.Error())
+		if r.ContentLength > maxActionBody {
+			writeError(w, http.StatusRequestEntityTooLarge, name+": "+errActionTooLarge.Error())
 			return
 		}
-		if req.All {
-			if name != "retry" {
-				writeError(w, http.StatusBadRequest, name+" does not take --all")
+		var reply ActionReply
+		all, n, err := readActionRequest(r.Body, func(ids []queue.ID) error {
+			for i, err := range op(r.Context(), ids) {
+				res := ActionResult{ID: ids[i]}
+				if err != nil {
+					res.Error = describeStoreError(ids[i], err)
+				} else {
+					reply.Count++
+				}
+				reply.Results = append(reply.Results, res)
+			}
+			return r.Context().Err()
+		})
+		if err != nil {
+			msg := "bad request body: " + err.Error()
+			if errors.Is(err, errActionTooLarge) {
+				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s: %s (the first %d ids were applied)", name, err, n))
 				return
 			}
-			ids, err := s.liveIDs()
+			if n > 0 {
+				msg += fmt.Sprintf(" (the first %d ids were applied)", n)
+			}
+			writeError(w, http.StatusBadRequest, msg)
+			return
+		}
+		switch {
+		case all && name != "retry":
+			writeError(w, http.StatusBadRequest, name+" does not take --all")
+			return
+		case all && n > 0:
+			writeError(w, http.StatusBadRequest, "retry: give message ids or all, not both")
+			return
+		case all:
+			count, err := s.opts.Store.MakeAllDue()
 			if err != nil {
 				s.writeStoreError(w, "", err)
 				return
 			}
-			req.IDs = ids
-		} else if len(req.IDs) == 0 {
+			s.opts.Logger.Info().Str("command", name).Bool("all", true).Int("done", count).Msg("control: " + name)
+			writeJSON(w, http.StatusOK, ActionReply{Count: count})
+			return
+		case n == 0:
 			writeError(w, http.StatusBadRequest, name+": no message ids given")
 			return
 		}
-		reply := ActionReply{Results: make([]ActionResult, 0, len(req.IDs))}
-		for _, id := range req.IDs {
-			res := ActionResult{ID: id}
-			if err := op(r.Context(), id); err != nil {
-				res.Error = describeStoreError(id, err)
-			} else {
-				reply.Count++
-			}
-			reply.Results = append(reply.Results, res)
-		}
-		s.opts.Logger.Info().Str("command", name).Int("asked", len(req.IDs)).Int("done", reply.Count).Msg("control: " + name)
+		s.opts.Logger.Info().Str("command", name).Int("asked", n).Int("done", reply.Count).Msg("control: " + name)
 		writeJSON(w, http.StatusOK, reply)
 	}
 }
 
-func (s *Server) storeOp(op func(queue.ID) error) func(context.Context, queue.ID) error {
-	return func(_ context.Context, id queue.ID) error { return op(id) }
+// bulk adapts a queue *Each method to action.
+func bulk(op func([]queue.ID) []error) func(context.Context, []queue.ID) []error {
+	return func(_ context.Context, ids []queue.ID) []error { return op(ids) }
 }
 
-func (s *Server) retryOne(_ context.Context, id queue.ID) error { return s.opts.Store.MakeDue(id) }
-
-func (s *Server) bounceOne(ctx context.Context, id queue.ID) error {
-	if s.opts.Bounce == nil {
-		return errors.New("bounce is not available")
+func (s *Server) bounceEach(ctx context.Context, ids []queue.ID) []error {
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		errs[i] = s.opts.Bounce(ctx, id)
 	}
-	return s.opts.Bounce(ctx, id)
-}
-
-// liveIDs lists every message not done, for retry --all.
-func (s *Server) liveIDs() ([]queue.ID, error) {
-	var ids []queue.ID
-	err := s.opts.Store.List(queue.Filter{}, func(m *queue.Message) error {
-		ids = append(ids, m.ID)
-		return nil
-	})
-	return ids, err
+	return errs
 }
 
 // handleEnqueue takes the envelope line and streams the message into the

@@ -1,51 +1,92 @@
 package queue
 
 import (
+	"bytes"
 	"fmt"
-	"math"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// modify loads one message, lets fn change it and saves it, all in one
-// group-committed transaction.
-func (s *Store) modify(op string, id ID, fn func(r *record, d *delta) error) error {
-	err := s.write(0, func(tx *bolt.Tx, d *delta) error {
-		r, err := load(tx, id)
-		if err != nil {
-			return err
+// Administrative operations touch many messages. Each runs as a series of
+// small write requests through the group-commit writer, never as one long
+// transaction: between two batches the writer serves whatever intake and
+// delivery queued meanwhile, so neither waits for more than one batch
+// (issue 18). A batch is sized so that it takes a few milliseconds.
+const (
+	// bulkBatch is how many ids of a bulk action one transaction applies.
+	bulkBatch = 256
+	// dueBatch is how many records one Flush/MakeAllDue transaction
+	// rewrites, and dueScan how many schedule entries it may look at.
+	dueBatch = 256
+	dueScan  = 8192
+	// purgeBatch is how many finished messages one Purge transaction drops.
+	purgeBatch = 256
+)
+
+// modifyEach applies fn to each message of ids, bulkBatch ids per
+// transaction, and returns one error per id (nil where it succeeded). An
+// id that fails (unknown, or refused by fn) does not stop the others.
+func (s *Store) modifyEach(op string, ids []ID, fn func(tx *bolt.Tx, r *record, d *delta) error) []error {
+	errs := make([]error, len(ids))
+	for start := 0; start < len(ids); start += bulkBatch {
+		part := ids[start:min(start+bulkBatch, len(ids))]
+		perr := errs[start : start+len(part)]
+		err := s.write(0, func(tx *bolt.Tx, d *delta) error {
+			clear(perr)
+			for i, id := range part {
+				r, err := load(tx, id)
+				if err != nil {
+					perr[i] = err
+					continue
+				}
+				var refused error
+				if err := fn(tx, r, d); err != nil {
+					if _, ok := err.(refusal); !ok {
+						return err // a storage error: the whole batch fails
+					}
+					refused = err
+				}
+				perr[i] = refused
+			}
+			return nil
+		})
+		for i := range perr {
+			if err != nil {
+				perr[i] = err
+			}
+			if perr[i] != nil {
+				perr[i] = fmt.Errorf("queue: %s %s: %w", op, part[i], perr[i])
+			}
 		}
-		if err := fn(r, d); err != nil {
-			return err
+	}
+	return errs
+}
+
+// refusal is an operation declining one message (not a storage error).
+type refusal struct{ error }
+
+// HoldEach stops each message from being attempted (and from expiring)
+// until released. An attempt already in flight finishes; its outcome is
+// recorded but the message is not rescheduled while held.
+func (s *Store) HoldEach(ids []ID) []error {
+	return s.modifyEach("hold", ids, func(tx *bolt.Tx, r *record, d *delta) error {
+		if r.status() == StatusDone {
+			return refusal{fmt.Errorf("message is done; nothing left to hold")}
 		}
+		if r.Held {
+			return nil
+		}
+		r.Held, r.HeldAt = true, s.now()
 		return save(tx, r, d)
 	})
-	if err != nil {
-		return fmt.Errorf("queue: %s %s: %w", op, id, err)
-	}
-	return nil
 }
 
-// Hold stops a message from being attempted (and from expiring) until
-// Release. An attempt already in flight finishes; its outcome is recorded
-// but the message is not rescheduled while held.
-func (s *Store) Hold(id ID) error {
-	return s.modify("hold", id, func(r *record, d *delta) error {
-		if r.status() == StatusDone {
-			return fmt.Errorf("message is done; nothing left to hold")
-		}
-		if !r.Held {
-			r.Held, r.HeldAt = true, s.now()
-		}
-		return nil
-	})
-}
-
-// Release ends a hold, adds the time held to HeldFor (it does not count
-// toward the lifetime) and makes the message due now.
-func (s *Store) Release(id ID) error {
-	return s.modify("release", id, func(r *record, d *delta) error {
+// ReleaseEach ends each hold, adds the time held to HeldFor (it does not
+// count toward the lifetime) and makes the message due now.
+func (s *Store) ReleaseEach(ids []ID) []error {
+	return s.modifyEach("release", ids, func(tx *bolt.Tx, r *record, d *delta) error {
 		if !r.Held {
 			return nil
 		}
@@ -56,112 +97,179 @@ func (s *Store) Release(id ID) error {
 		r.Held, r.HeldAt = false, time.Time{}
 		r.dueNow(now)
 		d.signal = true
-		return nil
+		return save(tx, r, d)
 	})
 }
 
-// MakeDue makes a message due now; a held one stays held, a done one is
-// left alone.
-func (s *Store) MakeDue(id ID) error {
-	return s.modify("retry", id, func(r *record, d *delta) error {
+// MakeDueEach makes each message due now; a held one stays held, a done
+// one is left alone.
+func (s *Store) MakeDueEach(ids []ID) []error {
+	return s.modifyEach("retry", ids, func(tx *bolt.Tx, r *record, d *delta) error {
 		if r.Held || r.status() == StatusDone {
 			return nil
 		}
 		r.dueNow(s.now())
 		d.signal = true
-		return nil
+		return save(tx, r, d)
 	})
 }
+
+// DeleteEach removes each message with its body and history; no bounce is
+// sent. A lease on one is lost: its RecordOutcome returns ErrLeaseLost.
+func (s *Store) DeleteEach(ids []ID) []error {
+	return s.modifyEach("delete", ids, func(tx *bolt.Tx, r *record, d *delta) error {
+		return remove(tx, r, d)
+	})
+}
+
+// Hold is HoldEach for one message.
+func (s *Store) Hold(id ID) error { return s.HoldEach([]ID{id})[0] }
+
+// Release is ReleaseEach for one message.
+func (s *Store) Release(id ID) error { return s.ReleaseEach([]ID{id})[0] }
+
+// MakeDue is MakeDueEach for one message.
+func (s *Store) MakeDue(id ID) error { return s.MakeDueEach([]ID{id})[0] }
+
+// Delete is DeleteEach for one message.
+func (s *Store) Delete(id ID) error { return s.DeleteEach([]ID{id})[0] }
 
 // SetDelayWarned records that a delay warning was queued for the message.
 func (s *Store) SetDelayWarned(id ID) error {
-	return s.modify("set delay-warned on", id, func(r *record, d *delta) error {
+	return s.modifyEach("set delay-warned on", []ID{id}, func(tx *bolt.Tx, r *record, d *delta) error {
 		r.DelayWarned = true
-		return nil
-	})
+		return save(tx, r, d)
+	})[0]
 }
 
-// Delete removes a message with its body and history; no bounce is sent.
-// A lease on it is lost: its RecordOutcome returns ErrLeaseLost.
-func (s *Store) Delete(id ID) error {
-	err := s.write(0, func(tx *bolt.Tx, d *delta) error {
-		r, err := load(tx, id)
-		if err != nil {
-			return err
-		}
-		return remove(tx, r, d)
-	})
-	if err != nil {
-		return fmt.Errorf("queue: delete %s: %w", id, err)
-	}
-	return nil
-}
-
-// Flush makes every deferred message due now and returns how many there
-// were. Held and leased messages are not in the schedule index, so they are
-// untouched.
+// Flush makes every deferred message due now and returns how many deferred
+// messages are due after it (those it moved and those already due). Held
+// and leased messages are not in the schedule index, so they are untouched.
 func (s *Store) Flush() (int, error) {
-	var n int
-	err := s.write(0, func(tx *bolt.Tx, d *delta) error {
-		n = 0
-		now := s.now()
-		var ids []ID
-		c := tx.Bucket(bucketSched).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			_, id := splitTimeKey(k)
-			ids = append(ids, id)
-		}
-		for _, id := range ids {
-			r, err := load(tx, id)
-			if err != nil {
-				continue // undecodable: set aside at the next Open
-			}
-			if r.status() != StatusDeferred {
-				continue
-			}
-			n++
-			if r.SchedAt <= now.UnixNano() {
-				continue // already due
-			}
-			r.dueNow(now)
-			if err := save(tx, r, d); err != nil {
-				return err
-			}
-		}
-		d.signal = n > 0
-		return nil
-	})
+	n, err := s.makeAllDue(false)
 	if err != nil {
-		return 0, fmt.Errorf("queue: flush: %w", err)
+		return n, fmt.Errorf("queue: flush: %w", err)
 	}
 	return n, nil
+}
+
+// MakeAllDue (retry --all) makes every message that waits for its next
+// attempt due now and returns how many messages are due after it, queued
+// ones included. Held and leased messages are untouched.
+func (s *Store) MakeAllDue() (int, error) {
+	n, err := s.makeAllDue(true)
+	if err != nil {
+		return n, fmt.Errorf("queue: retry all: %w", err)
+	}
+	return n, nil
+}
+
+// makeAllDue walks the schedule index once, in batches. Entries already due
+// are only counted (the index value says queued or deferred, so no record
+// is read); later ones are rewritten to be due now, which moves their index
+// key in front of the walk's position, so each is touched once. Its work is
+// what it changes plus a key walk, and no batch holds the writer longer
+// than dueBatch record rewrites.
+func (s *Store) makeAllDue(queuedToo bool) (int, error) {
+	now := s.now()
+	limit := now.UnixNano()
+	total := 0
+	var after []byte
+	for {
+		var n int
+		var next []byte
+		err := s.write(0, func(tx *bolt.Tx, d *delta) error {
+			n, next = 0, nil
+			c := tx.Bucket(bucketSched).Cursor()
+			var k, v []byte
+			if after == nil {
+				k, v = c.First()
+			} else if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+				k, v = c.Next()
+			}
+			var move []schedEntry
+			for scanned := 0; k != nil && scanned < dueScan && len(move) < dueBatch; k, v = c.Next() {
+				scanned++
+				next = append(next[:0], k...)
+				ns, id := splitTimeKey(k)
+				st := schedStatus(v)
+				if st != StatusDeferred && !queuedToo {
+					continue
+				}
+				if ns <= limit {
+					n++
+					continue
+				}
+				move = append(move, schedEntry{at: ns, id: id, status: st})
+			}
+			if k == nil {
+				next = nil
+			}
+			// Their new keys (now, id) then go in id order.
+			slices.SortFunc(move, func(a, b schedEntry) int { return bytes.Compare([]byte(a.id), []byte(b.id)) })
+			for _, e := range move {
+				v := tx.Bucket(bucketMsgs).Get([]byte(e.id))
+				if v == nil {
+					continue // deleted meanwhile; its index entry went with it
+				}
+				r, err := decodeRecord(e.id, v)
+				if err != nil {
+					if err := setAside(tx, d, e.id, v, err, e.status, e.at, now); err != nil {
+						return err
+					}
+					continue
+				}
+				r.dueNow(now)
+				if err := save(tx, r, d); err != nil {
+					return err
+				}
+				n++
+			}
+			d.signal = n > 0
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if next == nil {
+			return total, nil
+		}
+		after = next
+	}
 }
 
 // Purge drops done messages that finished more than Retention before now,
-// oldest first, and returns how many it dropped.
+// oldest first, purgeBatch per transaction, and returns how many it dropped.
 func (s *Store) Purge(now time.Time) (int, error) {
-	var n int
+	total := 0
 	limit := now.Add(-s.opts.Retention).UnixNano()
-	err := s.write(0, func(tx *bolt.Tx, d *delta) error {
-		n = 0
-		ids, err := idsUpTo(tx, bucketFinished, limit, math.MaxInt)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			r, err := load(tx, id)
+	for {
+		var n int
+		err := s.write(0, func(tx *bolt.Tx, d *delta) error {
+			n = 0
+			ids, err := idsUpTo(tx, bucketFinished, limit, purgeBatch)
 			if err != nil {
 				return err
 			}
-			if err := remove(tx, r, d); err != nil {
-				return err
+			for _, id := range ids {
+				r, err := load(tx, id)
+				if err != nil {
+					return err
+				}
+				if err := remove(tx, r, d); err != nil {
+					return err
+				}
+				n++
 			}
-			n++
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("queue: purge: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("queue: purge: %w", err)
+		total += n
+		if n < purgeBatch {
+			return total, nil
+		}
 	}
-	return n, nil
 }

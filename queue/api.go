@@ -181,6 +181,20 @@ type Options struct {
 	// OnDamaged is called for each record set aside as damaged at open
 	// (id and reason); it must not block. May be nil.
 	OnDamaged func(id ID, reason error)
+	// OnRebuild, if set, is called when Open has to rebuild the indexes
+	// (a store from an older version, or indexes that disagree with the
+	// counts): once with the reason before it starts, after every batch,
+	// and with Done at the end. A rebuild reads every record, so it takes
+	// time proportional to the queue; the caller logs it. It must not block.
+	OnRebuild func(RebuildProgress)
+}
+
+// RebuildProgress reports an index rebuild at Open.
+type RebuildProgress struct {
+	Reason  string        // why the indexes are rebuilt
+	Checked int           // records read so far
+	Elapsed time.Duration // since the rebuild started
+	Done    bool
 }
 
 var (

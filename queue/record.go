@@ -13,6 +13,7 @@ import (
 type delta struct {
 	counts  map[Status]int
 	damaged int
+	found   []damage // records set aside as damaged, reported after commit
 	signal  bool
 	// outcome totals, in recipients
 	delivered, bounced, deferred int64
@@ -42,6 +43,11 @@ func (s *Store) apply(d *delta) {
 	}
 	s.damaged += d.damaged
 	s.countMu.Unlock()
+	if s.opts.OnDamaged != nil {
+		for _, f := range d.found {
+			s.opts.OnDamaged(f.id, f.reason)
+		}
+	}
 	s.deliveredTotal.Add(d.delivered)
 	s.bouncedTotal.Add(d.bounced)
 	s.deferredTotal.Add(d.deferred)
@@ -61,7 +67,7 @@ func decodeRecord(id ID, v []byte) (*record, error) {
 	if len(r.Recipients) == 0 {
 		return nil, fmt.Errorf("record has no recipients")
 	}
-	r.loaded = r.Status
+	r.loaded, r.loadedToken = r.Status, r.Token
 	return r, nil
 }
 
@@ -151,19 +157,25 @@ func save(tx *bolt.Tx, r *record, d *delta) error {
 			schedAt = 1 // 0 means "not indexed"
 		}
 	}
-	if schedAt != r.SchedAt {
+	if schedAt != r.SchedAt || r.Status != r.loaded {
 		sched := tx.Bucket(bucketSched)
-		if r.SchedAt != 0 {
+		if r.SchedAt != 0 && r.SchedAt != schedAt {
 			if err := sched.Delete(timeKey(r.SchedAt, r.ID)); err != nil {
 				return err
 			}
 		}
 		if schedAt != 0 {
-			if err := sched.Put(timeKey(schedAt, r.ID), nil); err != nil {
+			if err := sched.Put(timeKey(schedAt, r.ID), schedValue(r.Status)); err != nil {
 				return err
 			}
 		}
 		r.SchedAt = schedAt
+	}
+	if (r.Token != 0) != (r.loadedToken != 0) {
+		if err := setLeased(tx, r.ID, r.Token != 0); err != nil {
+			return err
+		}
+		r.loadedToken = r.Token
 	}
 	if r.Status == StatusDone && r.loaded != StatusDone {
 		if err := tx.Bucket(bucketLive).Delete(id); err != nil {
@@ -179,6 +191,32 @@ func save(tx *bolt.Tx, r *record, d *delta) error {
 	d.move(r.loaded, r.Status)
 	r.loaded = r.Status
 	return nil
+}
+
+// schedValue is what a schedule index entry holds: the message's status
+// (queued or deferred), so Flush can count without decoding the record and
+// a damaged record found through the index can be uncounted.
+func schedValue(st Status) []byte {
+	if st == StatusDeferred {
+		return []byte{'d'}
+	}
+	return []byte{'q'}
+}
+
+func schedStatus(v []byte) Status {
+	if len(v) == 1 && v[0] == 'd' {
+		return StatusDeferred
+	}
+	return StatusQueued
+}
+
+// setLeased keeps the leased index (id → "") in step with lease tokens, so
+// Open finds what a crash left in flight without walking every record.
+func setLeased(tx *bolt.Tx, id ID, leased bool) error {
+	if leased {
+		return tx.Bucket(bucketLeased).Put([]byte(id), nil)
+	}
+	return tx.Bucket(bucketLeased).Delete([]byte(id))
 }
 
 func putRecord(tx *bolt.Tx, r *record) error {
@@ -202,6 +240,11 @@ func remove(tx *bolt.Tx, r *record, d *delta) error {
 	}
 	if err := tx.Bucket(bucketLive).Delete(id); err != nil {
 		return err
+	}
+	if r.loadedToken != 0 {
+		if err := setLeased(tx, r.ID, false); err != nil {
+			return err
+		}
 	}
 	if !r.Finished.IsZero() {
 		if err := tx.Bucket(bucketFinished).Delete(timeKey(r.Finished.UnixNano(), r.ID)); err != nil {

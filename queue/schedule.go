@@ -36,15 +36,19 @@ func (s *Store) Lease(now time.Time, max int) ([]Lease, error) {
 	var leases []Lease
 	err := s.write(0, func(tx *bolt.Tx, d *delta) error {
 		leases = leases[:0]
-		ids, err := idsUpTo(tx, bucketSched, now.UnixNano()+1, max)
+		due, err := dueEntries(tx, now.UnixNano()+1, max)
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			r, err := load(tx, id)
+		for _, e := range due {
+			v := tx.Bucket(bucketMsgs).Get([]byte(e.id))
+			r, err := checkRecord(tx, e.id, v)
 			if err != nil {
-				// Undecodable: skip it so the others still go out; the
-				// next Open sets it aside as damaged.
+				// Undecodable or its body incomplete: set it aside so the
+				// others still go out and an operator can see it.
+				if err := setAside(tx, d, e.id, v, err, e.status, e.at, now); err != nil {
+					return err
+				}
 				continue
 			}
 			var due []string
@@ -169,6 +173,40 @@ func (s *Store) RecordOutcome(l Lease, a Attempt, outcomes []Outcome) error {
 		return fmt.Errorf("queue: record outcome: %w", err)
 	}
 	return nil
+}
+
+// schedEntry is one entry of the schedule index.
+type schedEntry struct {
+	at     int64
+	id     ID
+	status Status
+}
+
+// dueEntries returns up to max schedule entries whose time is before limit
+// (ns), earliest first. Entries whose message no longer exists are index
+// debris and are deleted on the way.
+func dueEntries(tx *bolt.Tx, limit int64, max int) ([]schedEntry, error) {
+	var due []schedEntry
+	var stale [][]byte
+	sched := tx.Bucket(bucketSched)
+	c := sched.Cursor()
+	for k, v := c.First(); k != nil && len(due) < max; k, v = c.Next() {
+		ns, id := splitTimeKey(k)
+		if ns >= limit {
+			break
+		}
+		if tx.Bucket(bucketMsgs).Get([]byte(id)) == nil {
+			stale = append(stale, append([]byte(nil), k...))
+			continue
+		}
+		due = append(due, schedEntry{at: ns, id: id, status: schedStatus(v)})
+	}
+	for _, k := range stale {
+		if err := sched.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	return due, nil
 }
 
 // idsUpTo walks a time-keyed index (sched or finished) from its start and

@@ -8,7 +8,13 @@ package queue
 //	sched    uint64 next-attempt ns ‖ id → "" (only live, not held, not leased)
 //	live     id → uint64 arrival ns (every message not done; gives OldestAge)
 //	finished uint64 finished ns ‖ id → "" (done messages, for Purge)
-//	damaged  id → JSON damagedRecord (set aside at Open, kept for an operator)
+//	leased   id → "" (messages with a lease in flight; what a crash leaves to recover)
+//	damaged  id → JSON damagedRecord (set aside when found, kept for an operator)
+//	meta     "index_version" → indexVersion once the indexes above are kept by
+//	         every commit; "counts" → JSON storedCounts, updated in each commit
+//
+// Every index is changed in the same transaction as the record it follows,
+// so a crash can never leave them disagreeing and Open does not rebuild them.
 
 import (
 	"encoding/binary"
@@ -31,7 +37,9 @@ var (
 	bucketLive     = []byte("live")
 	bucketFinished = []byte("finished")
 	bucketDamaged  = []byte("damaged")
-	allBuckets     = [][]byte{bucketMsgs, bucketBodies, bucketSched, bucketLive, bucketFinished, bucketDamaged}
+	bucketLeased   = []byte("leased")
+	bucketMeta     = []byte("meta")
+	allBuckets     = [][]byte{bucketMsgs, bucketBodies, bucketSched, bucketLive, bucketFinished, bucketDamaged, bucketLeased, bucketMeta}
 )
 
 // DefaultRetention is how long done messages stay visible to Get when
@@ -192,7 +200,8 @@ type record struct {
 	SchedAt int64 `json:"sched_at,omitempty"`
 	Chunks  int   `json:"chunks"`
 
-	loaded Status // Status as stored, for the count deltas
+	loaded      Status // Status as stored, for the count deltas
+	loadedToken uint64 // Token as stored, for the leased index
 }
 
 func timeKey(ns int64, id ID) []byte {

@@ -67,13 +67,15 @@ func (s *Store) writeLoop() {
 // request cannot fail its neighbours.
 func (s *Store) commit(batch []*writeReq) {
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, r := range batch {
+		ds := make([]*delta, len(batch))
+		for i, r := range batch {
 			r.d.reset()
 			if err := r.fn(tx, &r.d); err != nil {
 				return err
 			}
+			ds[i] = &r.d
 		}
-		return nil
+		return persistCounts(tx, ds...)
 	})
 	if err == nil {
 		for _, r := range batch {
