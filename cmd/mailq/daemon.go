@@ -21,20 +21,21 @@ import (
 // drains within shutdown_grace and closes the store. A nil return means a
 // clean stop (exit status 0).
 func runDaemon(cfg *config.Config, log zerolog.Logger) error {
+	// Signals are caught before anything else, so a SIGTERM at any moment
+	// of start-up (even while the store opens) is logged and honoured, and
+	// one right after "ready" is never lost to the default handler.
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
+
 	logStart(log, cfg)
 
 	if err := makeDataDir(cfg.DataDir, log); err != nil {
 		return err
 	}
 	dbPath := filepath.Join(cfg.DataDir, "queue.db")
-	store, err := queue.Open(dbPath, queue.Options{
-		Retention: cfg.Retention.Duration,
-		OnDamaged: func(id queue.ID, reason error) {
-			log.Error().Str("id", string(id)).Err(reason).
-				Msg("damaged queue record set aside; inspect it with `mailqctl show`, it was not delivered")
-		},
-	})
-	if err != nil {
+	store, stopped, err := openStore(dbPath, cfg, signals, log)
+	if err != nil || stopped {
 		return err
 	}
 	// The store's file lock makes this process the spool's only daemon, so
@@ -43,12 +44,6 @@ func runDaemon(cfg *config.Config, log zerolog.Logger) error {
 		store.Close()
 		return err
 	}
-
-	// Signals are caught before anything is announced, so a SIGTERM right
-	// after "ready" is never lost to the default handler.
-	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(signals)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

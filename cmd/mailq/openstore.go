@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/rs/zerolog"
+
+	"mailq/config"
+	"mailq/queue"
+)
+
+// rebuildLogEvery spaces the progress lines of an index rebuild.
+const rebuildLogEvery = 5 * time.Second
+
+// startExtension is what each EXTEND_TIMEOUT_USEC asks systemd for while an
+// index rebuild makes progress: well above the time between two batches.
+const startExtension = 30 * time.Second
+
+// openStore opens the queue while watching for signals. Open is quick
+// (indexes are kept by every commit; only leases left by a crash are
+// recovered), except for a one-time index rebuild, which is logged with its
+// progress and keeps systemd's start timeout extended. A SIGTERM or SIGINT
+// meanwhile stops start-up with a log line (stopped is true): every commit
+// is atomic, so stopping mid-rebuild loses nothing and the next start
+// begins the rebuild again.
+func openStore(path string, cfg *config.Config, signals <-chan os.Signal, log zerolog.Logger) (store *queue.Store, stopped bool, err error) {
+	var lastLog time.Time
+	opts := queue.Options{
+		Retention: cfg.Retention.Duration,
+		OnDamaged: func(id queue.ID, reason error) {
+			log.Error().Str("id", string(id)).Err(reason).
+				Msg("damaged queue record set aside; inspect it with `mailqctl show`, it was not delivered")
+		},
+		OnRebuild: func(p queue.RebuildProgress) {
+			notify(log, fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", startExtension.Microseconds()))
+			switch {
+			case p.Done:
+				log.Info().Int("records", p.Checked).Str("took", p.Elapsed.Round(time.Millisecond).String()).
+					Msg("queue indexes rebuilt")
+			case p.Checked == 0:
+				lastLog = time.Now()
+				log.Warn().Str("reason", p.Reason).
+					Msg("rebuilding the queue indexes from every record before start-up completes; this takes time proportional to the queue")
+			case time.Since(lastLog) >= rebuildLogEvery:
+				lastLog = time.Now()
+				log.Info().Int("records", p.Checked).Str("elapsed", p.Elapsed.Round(time.Second).String()).
+					Msg("rebuilding the queue indexes")
+			}
+		},
+	}
+	type opened struct {
+		store *queue.Store
+		err   error
+	}
+	done := make(chan opened, 1)
+	log.Debug().Str("queue", path).Msg("opening the queue")
+	go func() {
+		s, err := queue.Open(path, opts)
+		done <- opened{s, err}
+	}()
+	for {
+		select {
+		case o := <-done:
+			return o.store, false, o.err
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				log.Warn().Msg("SIGHUP while the queue opens: ignored; send it again once mailq is ready")
+				continue
+			}
+			log.Info().Str("signal", sig.String()).
+				Msg("stopping during start-up, before the queue was open; nothing acknowledged is lost and the next start picks up where this one stopped")
+			notify(log, daemon.SdNotifyStopping)
+			return nil, true, nil
+		}
+	}
+}
