@@ -2,6 +2,8 @@ package queue
 
 import (
 	"bytes"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 )
 
@@ -117,4 +120,91 @@ func BenchmarkLease(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lease+outcome/s")
+}
+
+// bigQueueN is the queue length of BenchmarkBigQueue
+// (go test ./queue -run '^$' -bench BigQueue -bigqueue.n 300000).
+var bigQueueN = flag.Int("bigqueue.n", 100000, "messages in BenchmarkBigQueue's queue")
+
+// BenchmarkBigQueue times, on a queue of -bigqueue.n deferred 4 KiB
+// messages: Open after a clean stop, Open that has to rebuild the indexes,
+// Flush, and HoldEach/ReleaseEach of 10,000 ids (issue 18). Each operation
+// runs once per b.N on the same file; profile one with -cpuprofile and
+// -bench BigQueue/NAME.
+func BenchmarkBigQueue(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "queue.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	if err := fillDeferredSized(s, *bigQueueN, 4096, time.Now().Add(100*time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("filled %d in %v", *bigQueueN, time.Since(start))
+	s.Close()
+	ids := make([]ID, min(10000, *bigQueueN))
+	for i := range ids {
+		ids[i] = formatID(uint64(i + 1))
+	}
+	run := func(name string, before func(), op func(s *Store) error) {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				if before != nil {
+					before()
+				}
+				s, err := Open(path, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if err := op(s); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				s.Close()
+				b.StartTimer()
+			}
+		})
+	}
+	b.Run("Open", func(b *testing.B) {
+		for b.Loop() {
+			s, err := Open(path, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			s.Close()
+			b.StartTimer()
+		}
+	})
+	b.Run("OpenRebuild", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			db, err := bolt.Open(path, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaIndexVersion) }); err != nil {
+				b.Fatal(err)
+			}
+			db.Close()
+			b.StartTimer()
+			s, err := Open(path, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			s.Close()
+			b.StartTimer()
+		}
+	})
+	run("Flush", nil, func(s *Store) error {
+		// Undo the previous round's flush first, untimed.
+		_, err := s.Flush()
+		return err
+	})
+	run("Hold10k", nil, func(s *Store) error { return errors.Join(s.HoldEach(ids)...) })
+	run("Release10k", nil, func(s *Store) error { return errors.Join(s.ReleaseEach(ids)...) })
 }

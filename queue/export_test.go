@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -16,7 +17,16 @@ var FillDeferred = fillDeferred
 // through Enqueue, Lease and RecordOutcome would make big-queue tests spend
 // minutes filling.
 func fillDeferred(s *Store, n int, retryAt time.Time) error {
+	return fillDeferredSized(s, n, 0, retryAt)
+}
+
+// fillDeferredSized is fillDeferred with bodies of size bytes (at most one
+// chunk); 0 is a short body.
+func fillDeferredSized(s *Store, n, size int, retryAt time.Time) error {
 	body := []byte("Subject: filler\r\n\r\nfiller\r\n")
+	if size > len(body) {
+		body = append(body, bytes.Repeat([]byte("x"), min(size, bodyChunkSize)-len(body))...)
+	}
 	for done := 0; done < n; {
 		part := min(5000, n-done)
 		err := s.write(0, func(tx *bolt.Tx, d *delta) error {
