@@ -264,12 +264,12 @@ func (s *Store) Purge(now time.Time) (int, error) {
 		var n int
 		err := s.write(0, func(tx *bolt.Tx, d *delta) error {
 			n = 0
-			ids, err := idsUpTo(tx, bucketFinished, limit, purgeBatch)
+			done, err := entriesUpTo(tx, bucketFinished, limit, purgeBatch)
 			if err != nil {
 				return err
 			}
-			for _, id := range ids {
-				r, err := load(tx, id)
+			for _, e := range done {
+				r, err := load(tx, e.id)
 				if err != nil {
 					return err
 				}

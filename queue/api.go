@@ -219,7 +219,12 @@ var (
 //	func (s *Store) Release(id ID) error                      // due now
 //	func (s *Store) Delete(id ID) error
 //	func (s *Store) MakeDue(id ID) error                      // retry: due now unless held
-//	func (s *Store) Flush() (int, error)                      // every deferred message due now
+//	func (s *Store) HoldEach(ids []ID) []error                // bulk forms: one error per id, applied in batched transactions;
+//	func (s *Store) ReleaseEach(ids []ID) []error             //   Hold, Release, Delete and MakeDue are these for one id
+//	func (s *Store) DeleteEach(ids []ID) []error
+//	func (s *Store) MakeDueEach(ids []ID) []error
+//	func (s *Store) Flush() (int, error)                      // every deferred message due now, in batches
+//	func (s *Store) MakeAllDue() (int, error)                 // retry --all: every waiting message due now, in batches
 //	func (s *Store) Get(id ID) (*Message, error)              // live or retained done message, with Attempts
 //	func (s *Store) List(f Filter, fn func(*Message) error) error // streams, in id order
 //	func (s *Store) Stats() (Stats, error)

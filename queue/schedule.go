@@ -36,7 +36,7 @@ func (s *Store) Lease(now time.Time, max int) ([]Lease, error) {
 	var leases []Lease
 	err := s.write(0, func(tx *bolt.Tx, d *delta) error {
 		leases = leases[:0]
-		due, err := dueEntries(tx, now.UnixNano()+1, max)
+		due, err := entriesUpTo(tx, bucketSched, now.UnixNano()+1, max)
 		if err != nil {
 			return err
 		}
@@ -175,21 +175,22 @@ func (s *Store) RecordOutcome(l Lease, a Attempt, outcomes []Outcome) error {
 	return nil
 }
 
-// schedEntry is one entry of the schedule index.
+// schedEntry is one entry of a time-keyed index; status only for sched.
 type schedEntry struct {
 	at     int64
 	id     ID
 	status Status
 }
 
-// dueEntries returns up to max schedule entries whose time is before limit
-// (ns), earliest first. Entries whose message no longer exists are index
-// debris and are deleted on the way.
-func dueEntries(tx *bolt.Tx, limit int64, max int) ([]schedEntry, error) {
+// entriesUpTo walks a time-keyed index (sched or finished) from its start
+// and returns up to max entries whose time is before limit (ns), earliest
+// first. Entries whose message no longer exists are index debris and are
+// deleted on the way.
+func entriesUpTo(tx *bolt.Tx, bucket []byte, limit int64, max int) ([]schedEntry, error) {
 	var due []schedEntry
 	var stale [][]byte
-	sched := tx.Bucket(bucketSched)
-	c := sched.Cursor()
+	idx := tx.Bucket(bucket)
+	c := idx.Cursor()
 	for k, v := c.First(); k != nil && len(due) < max; k, v = c.Next() {
 		ns, id := splitTimeKey(k)
 		if ns >= limit {
@@ -202,35 +203,9 @@ func dueEntries(tx *bolt.Tx, limit int64, max int) ([]schedEntry, error) {
 		due = append(due, schedEntry{at: ns, id: id, status: schedStatus(v)})
 	}
 	for _, k := range stale {
-		if err := sched.Delete(k); err != nil {
+		if err := idx.Delete(k); err != nil {
 			return nil, err
 		}
 	}
 	return due, nil
-}
-
-// idsUpTo walks a time-keyed index (sched or finished) from its start and
-// returns up to max ids whose time is before limit (ns). Entries whose
-// message no longer exists are index debris and are deleted on the way.
-func idsUpTo(tx *bolt.Tx, bucket []byte, limit int64, max int) ([]ID, error) {
-	var ids []ID
-	var stale [][]byte
-	c := tx.Bucket(bucket).Cursor()
-	for k, _ := c.First(); k != nil && len(ids) < max; k, _ = c.Next() {
-		ns, id := splitTimeKey(k)
-		if ns >= limit {
-			break
-		}
-		if tx.Bucket(bucketMsgs).Get([]byte(id)) == nil {
-			stale = append(stale, append([]byte(nil), k...))
-			continue
-		}
-		ids = append(ids, id)
-	}
-	for _, k := range stale {
-		if err := tx.Bucket(bucket).Delete(k); err != nil {
-			return nil, err
-		}
-	}
-	return ids, nil
 }
