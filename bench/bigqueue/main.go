@@ -208,8 +208,9 @@ delay_warning = "500h"
 	if r.flushDrain, err = waitDeferred(ctl, base+int64(n), drain); err != nil {
 		fmt.Fprintf(os.Stderr, "note: %v; going on\n", err)
 		r.flushDrain = -1
+	} else {
+		fmt.Fprintf(os.Stderr, "every flushed message retried %v after the flush began\n", r.flushDrain.Round(time.Millisecond))
 	}
-	fmt.Fprintf(os.Stderr, "every flushed message retried %v after the flush began\n", r.flushDrain.Round(time.Millisecond))
 
 	base, err = deferredTotal(ctl)
 	if err != nil {
