@@ -209,7 +209,7 @@ delay_warning = "500h"
 		fmt.Fprintf(os.Stderr, "note: %v; going on\n", err)
 		r.flushDrain = -1
 	} else {
-		fmt.Fprintf(os.Stderr, "every flushed message retried %v after the flush began\n", r.flushDrain.Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "every flushed message retried %v after the flush returned\n", r.flushDrain.Round(time.Millisecond))
 	}
 
 	base, err = deferredTotal(ctl)
