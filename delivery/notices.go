@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"mailq/esmtp"
 	"mailq/metrics"
 	"mailq/policy"
 	"mailq/queue"
@@ -101,8 +102,8 @@ func (e *Engine) queueDelayWarning(m *queue.Message, all []decided, now time.Tim
 			rn.RemoteMTA = remoteHost(dc.res.remote)
 			rn.LastAttempt = now
 		} else if rc.LastReply != nil {
-			rn.Status = policy.StatusOf(policy.Reply(*rc.LastReply))
-			rn.Diagnostic = policy.DiagnosticOf(policy.Reply(*rc.LastReply))
+			rn.Status = policy.StatusOf(*rc.LastReply)
+			rn.Diagnostic = policy.DiagnosticOf(*rc.LastReply)
 		}
 		if route == nil {
 			continue
@@ -148,7 +149,7 @@ func (e *Engine) enqueueNotice(m *queue.Message, n policy.Notice, now time.Time)
 		Sender:     "",
 		Recipients: []queue.RecipientSpec{{Address: m.Sender}},
 		Source:     "dsn",
-		SMTPUTF8:   !isASCII(m.Sender),
+		SMTPUTF8:   !esmtp.IsASCII(m.Sender),
 	}, bytes.NewReader(dsn))
 	if err != nil {
 		e.log.Error().Err(err).Str("queue_id", string(m.ID)).Msg("cannot queue the delivery status notification; the sender is not notified")
@@ -188,13 +189,4 @@ func remoteHost(remote string) string {
 		return strings.Trim(remote[:i], "[]")
 	}
 	return remote
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }

@@ -105,7 +105,8 @@ func toOutcome(d policy.Decision) queue.Outcome {
 		o.Decision = queue.DecideRetry
 	}
 	if d.Reply != nil {
-		o.Reply = &queue.Reply{Code: d.Reply.Code, Enhanced: d.Reply.Enhanced, Text: d.Reply.Text}
+		r := *d.Reply
+		o.Reply = &r
 	} else if d.Diagnostic != "" {
 		// Keep what happened visible in last_reply even without a server
 		// reply (connection refused, timeout, no route).
@@ -159,7 +160,7 @@ func appendUnique(list []string, v string) []string {
 func stepsOf(res *smtpproto.Result) []queue.StepReply {
 	steps := make([]queue.StepReply, 0, len(res.Steps))
 	for _, s := range res.Steps {
-		steps = append(steps, queue.StepReply{Command: s.Command, Reply: queue.Reply{Code: s.Reply.Code, Enhanced: s.Reply.Enhanced, Text: s.Reply.Text}})
+		steps = append(steps, queue.StepReply{Command: s.Command, Reply: s.Reply})
 	}
 	return steps
 }
@@ -176,12 +177,12 @@ func stepsOfDialError(err error) []queue.StepReply {
 		if cmd == "" {
 			cmd = "(greeting)"
 		}
-		return []queue.StepReply{{Command: cmd, Reply: queue.Reply(*pe.Reply)}}
+		return []queue.StepReply{{Command: cmd, Reply: *pe.Reply}}
 	case errors.As(err, &te) && te.Reply != nil:
-		return []queue.StepReply{{Command: "STARTTLS", Reply: queue.Reply(*te.Reply)}}
+		return []queue.StepReply{{Command: "STARTTLS", Reply: *te.Reply}}
 	case errors.As(err, &ae) && ae.Reply != nil:
 		// The AUTH command line is never stored: it may carry credentials.
-		return []queue.StepReply{{Command: "AUTH " + ae.Mechanism, Reply: queue.Reply(*ae.Reply)}}
+		return []queue.StepReply{{Command: "AUTH " + ae.Mechanism, Reply: *ae.Reply}}
 	}
 	return nil
 }
@@ -199,7 +200,7 @@ func finalReplies(r partResult) []queue.StepReply {
 		if d.Reply == nil {
 			continue
 		}
-		rep := queue.Reply{Code: d.Reply.Code, Enhanced: d.Reply.Enhanced, Text: d.Reply.Text}
+		rep := *d.Reply
 		key := fmt.Sprint(rep)
 		if seen[key] {
 			continue

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mailq/esmtp"
 	"mailq/queue"
 )
 
@@ -135,7 +137,7 @@ func FormatEnvelopeHeader(env queue.Envelope) string {
 		b.WriteString(" RET=" + env.Ret)
 	}
 	if env.EnvID != "" {
-		b.WriteString(" ENVID=" + EncodeXtext(env.EnvID))
+		b.WriteString(" ENVID=" + esmtp.EncodeXtext(env.EnvID))
 	}
 	b.WriteByte('\n')
 	for _, r := range env.Recipients {
@@ -144,8 +146,7 @@ func FormatEnvelopeHeader(env queue.Envelope) string {
 			b.WriteString(" NOTIFY=" + r.Notify)
 		}
 		if r.ORCPT != "" {
-			typ, addr, _ := strings.Cut(r.ORCPT, ";")
-			b.WriteString(" ORCPT=" + typ + ";" + EncodeXtext(addr))
+			b.WriteString(" ORCPT=" + esmtp.ParseORCPT(r.ORCPT).Param())
 		}
 		b.WriteByte('\n')
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
+	"mailq/esmtp"
 	"mailq/queue"
 )
 
@@ -140,7 +141,7 @@ func parseSenderParams(env *queue.Envelope, params []string) error {
 		case "RET":
 			env.Ret = val
 		case "ENVID":
-			if env.EnvID, err = DecodeXtext(val); err != nil {
+			if env.EnvID, err = esmtp.DecodeXtext(val); err != nil {
 				return formatErr("ENVID: %v", err)
 			}
 		default:
@@ -161,15 +162,11 @@ func parseRecipientParams(spec *queue.RecipientSpec, params []string) error {
 		case "NOTIFY":
 			spec.Notify = val
 		case "ORCPT":
-			typ, addr, ok := strings.Cut(val, ";")
-			if !ok {
-				return formatErr(`ORCPT %q is not "type;address"`, val)
-			}
-			dec, err := DecodeXtext(addr)
+			o, err := esmtp.DecodeORCPTParam(val)
 			if err != nil {
-				return formatErr("ORCPT: %v", err)
+				return formatErr("%v", err)
 			}
-			spec.ORCPT = typ + ";" + dec
+			spec.ORCPT = o.String()
 		default:
 			return formatErr("unknown recipient parameter %q (NOTIFY and ORCPT are allowed)", key)
 		}

@@ -180,23 +180,3 @@ func TestValidateEnvelope(t *testing.T) {
 		})
 	}
 }
-
-func TestXtextRoundTrip(t *testing.T) {
-	for _, s := range []string{"", "plain", "a+b=c d", "rfc822;x@y", "\x01\x7f"} {
-		enc := EncodeXtext(s)
-		for i := 0; i < len(enc); i++ {
-			if enc[i] <= ' ' || enc[i] > '~' || enc[i] == '=' {
-				t.Errorf("EncodeXtext(%q) = %q has unsafe byte", s, enc)
-			}
-		}
-		dec, err := DecodeXtext(enc)
-		if err != nil || dec != s {
-			t.Errorf("DecodeXtext(EncodeXtext(%q)) = %q, %v", s, dec, err)
-		}
-	}
-	for _, bad := range []string{"+", "+4", "+4g", "a+zz"} {
-		if _, err := DecodeXtext(bad); err == nil {
-			t.Errorf("DecodeXtext(%q) accepted", bad)
-		}
-	}
-}

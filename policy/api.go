@@ -6,7 +6,11 @@ package policy
 // This file is the contract delivery codes against. The implementation
 // lives in the other files of this package.
 
-import "time"
+import (
+	"time"
+
+	"mailq/esmtp"
+)
 
 // Action is the decision for one recipient after an attempt.
 type Action string
@@ -17,12 +21,8 @@ const (
 	Bounce  Action = "bounce"
 )
 
-// Reply mirrors smtpproto.Reply (copied so DSN code need not import smtpproto).
-type Reply struct {
-	Code     int
-	Enhanced string
-	Text     string
-}
+// Reply is one server reply (the one reply type, owned by esmtp).
+type Reply = esmtp.Reply
 
 // Decision is the verdict for one recipient.
 type Decision struct {

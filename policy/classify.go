@@ -117,5 +117,6 @@ func fromProto(r *smtpproto.Reply) *Reply {
 	if r == nil {
 		return nil
 	}
-	return &Reply{Code: r.Code, Enhanced: r.Enhanced, Text: r.Text}
+	c := *r
+	return &c
 }

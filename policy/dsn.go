@@ -11,6 +11,8 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
+
+	"mailq/esmtp"
 )
 
 // Notice is everything a delivery status notification says. BuildDSN turns
@@ -296,20 +298,11 @@ func field(b *strings.Builder, name, value string) {
 // the RFC 6533 message/global-delivery-status type can carry.
 func needsGlobal(n Notice) bool {
 	for _, r := range n.Recipients {
-		if !isASCII(r.Address) || !isASCII(r.ORCPT) {
+		if !esmtp.IsASCII(r.Address) || !esmtp.IsASCII(r.ORCPT) {
 			return true
 		}
 	}
 	return false
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // humanDiagnostic drops the "smtp;" type from a diagnostic for the
@@ -322,41 +315,13 @@ func humanDiagnostic(d string) string {
 	return d
 }
 
-// withAddrType gives an ORCPT value its address type: ESMTP's ORCPT carries
-// one with an xtext-encoded address ("rfc822;a+2Bb@c", RFC 3461 §4.2), which
-// the report shows decoded (RFC 3464 §2.3.1); a bare address gets rfc822.
+// withAddrType renders a stored ORCPT ("type;address", decoded: one
+// stored form, esmtp.ORCPT) as an Original-Recipient field value, which
+// RFC 3464 §2.3.1 wants decoded, "type; address"; a bare address (stored
+// before the type was kept) gets rfc822.
 func withAddrType(orcpt string) string {
-	if t, rest, ok := strings.Cut(orcpt, ";"); ok && isAtom(t) {
-		return strings.TrimSpace(t) + "; " + decodeXtext(strings.TrimSpace(rest))
-	}
-	return "rfc822; " + orcpt
-}
-
-// decodeXtext undoes RFC 3461 §4 xtext ("+" followed by two upper-case hex
-// digits); anything malformed is kept as it is.
-func decodeXtext(s string) string {
-	if !strings.Contains(s, "+") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '+' && i+2 < len(s) && isHexUpper(s[i+1]) && isHexUpper(s[i+2]) {
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
-			i += 2
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isHexUpper(c byte) bool { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') }
-
-func unhex(c byte) byte {
-	if c <= '9' {
-		return c - '0'
-	}
-	return c - 'A' + 10
+	o := esmtp.ParseORCPT(orcpt)
+	return o.Type + "; " + o.Address
 }
 
 // withDiagnosticType gives a diagnostic its RFC 3464 §2.3.6 diagnostic-type:

@@ -99,7 +99,7 @@ func sampleNotice() Notice {
 		Now:          t0.Add(2 * time.Hour),
 		Recipients: []NoticeRecipient{
 			{
-				Address: "bob@example.org", ORCPT: "rfc822;Bob+2Bsales@Example.org", Action: ActionFailed, Status: "5.1.1",
+				Address: "bob@example.org", ORCPT: "rfc822;Bob+sales@Example.org", Action: ActionFailed, Status: "5.1.1",
 				RemoteMTA: "smtp.example.org", Diagnostic: "smtp; 550 5.1.1 no such user", LastAttempt: t0.Add(2 * time.Hour),
 			},
 			{

@@ -2,44 +2,16 @@ package policy
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
+
+	"mailq/esmtp"
 )
 
-// EnhancedCode is a parsed RFC 3463 enhanced status code "class.subject.detail".
-type EnhancedCode struct {
-	Class, Subject, Detail int
-}
+// EnhancedCode is a parsed RFC 3463 enhanced status code (esmtp's).
+type EnhancedCode = esmtp.EnhancedCode
 
-// String formats the code canonically ("5.1.1", no leading zeros).
-func (c EnhancedCode) String() string {
-	return fmt.Sprintf("%d.%d.%d", c.Class, c.Subject, c.Detail)
-}
-
-// ParseEnhanced parses an RFC 3463 §2 status code: class is 2, 4 or 5; subject
-// and detail are 1 to 3 digits each. Surrounding whitespace is not accepted.
-func ParseEnhanced(s string) (EnhancedCode, error) {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
-		return EnhancedCode{}, fmt.Errorf("enhanced status code %q: want class.subject.detail (RFC 3463)", s)
-	}
-	var nums [3]int
-	for i, p := range parts {
-		if len(p) < 1 || len(p) > 3 || (i == 0 && len(p) != 1) {
-			return EnhancedCode{}, fmt.Errorf("enhanced status code %q: part %d must be 1-3 digits (class 1 digit)", s, i+1)
-		}
-		for _, r := range p {
-			if r < '0' || r > '9' {
-				return EnhancedCode{}, fmt.Errorf("enhanced status code %q: part %d is not a number", s, i+1)
-			}
-		}
-		nums[i], _ = strconv.Atoi(p) // cannot fail: 1-3 ASCII digits
-	}
-	if nums[0] != 2 && nums[0] != 4 && nums[0] != 5 {
-		return EnhancedCode{}, fmt.Errorf("enhanced status code %q: class must be 2, 4 or 5", s)
-	}
-	return EnhancedCode{Class: nums[0], Subject: nums[1], Detail: nums[2]}, nil
-}
+// ParseEnhanced parses an RFC 3463 §2 status code (esmtp.ParseEnhanced).
+func ParseEnhanced(s string) (EnhancedCode, error) { return esmtp.ParseEnhanced(s) }
 
 // StatusOf returns the RFC 3463 status for a reply: its enhanced code when it
 // has a valid one, else one derived from the basic code's class ("5.0.0",

@@ -9,6 +9,8 @@ package queue
 import (
 	"errors"
 	"time"
+
+	"mailq/esmtp"
 )
 
 // ID identifies a message for the life of the spool. IDs sort by arrival and
@@ -39,12 +41,9 @@ const (
 	StatusDone     Status = "done"
 )
 
-// Reply is one server reply: code, RFC 3463 enhanced status code, text.
-type Reply struct {
-	Code     int    `json:"code"`
-	Enhanced string `json:"enhanced"`
-	Text     string `json:"text"`
-}
+// Reply is one server reply: code, RFC 3463 enhanced status code, text
+// (the one reply type, owned by esmtp; stored as {"code","enhanced","text"}).
+type Reply = esmtp.Reply
 
 // RecipientSpec is a recipient as submitted.
 type RecipientSpec struct {

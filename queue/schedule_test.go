@@ -115,11 +115,11 @@ func TestRecordOutcomePerRecipient(t *testing.T) {
 	t1 := ts.clock.Advance(2 * time.Second)
 	retryAt := t0.Add(15 * time.Minute)
 	attempt := Attempt{Time: t0, Route: "relay", Remote: "127.0.0.1:25", TLS: "TLS1.3", DurationMS: 2000,
-		Recipients: l.Recipients, Replies: []StepReply{{Command: "RCPT TO:<bad@example.org>", Reply: Reply{550, "5.1.1", "no such user"}}}}
+		Recipients: l.Recipients, Replies: []StepReply{{Command: "RCPT TO:<bad@example.org>", Reply: Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}}}}
 	outcomes := []Outcome{
-		{Recipient: "ok@example.org", Decision: DecideDelivered, Reply: &Reply{250, "2.0.0", "ok"}},
-		{Recipient: "bad@example.org", Decision: DecideBounce, Reply: &Reply{550, "5.1.1", "no such user"}},
-		{Recipient: "later@example.org", Decision: DecideRetry, RetryAt: retryAt, Reply: &Reply{450, "4.2.1", "try later"}},
+		{Recipient: "ok@example.org", Decision: DecideDelivered, Reply: &Reply{Code: 250, Enhanced: "2.0.0", Text: "ok"}},
+		{Recipient: "bad@example.org", Decision: DecideBounce, Reply: &Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}},
+		{Recipient: "later@example.org", Decision: DecideRetry, RetryAt: retryAt, Reply: &Reply{Code: 450, Enhanced: "4.2.1", Text: "try later"}},
 		// lost@example.org has no outcome: back to deferred, due now.
 	}
 	if err := ts.RecordOutcome(l, attempt, outcomes); err != nil {

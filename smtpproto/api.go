@@ -8,26 +8,18 @@ package smtpproto
 
 import (
 	"time"
+
+	"mailq/esmtp"
 )
 
-// Reply is one server reply.
-type Reply struct {
-	Code     int
-	Enhanced string // RFC 3463 enhanced status code ("5.1.1"), "" when absent
-	Text     string // the text of all lines joined with "\n", without codes
-}
-
-// Temporary reports a 4xx reply.
-func (r Reply) Temporary() bool { return r.Code >= 400 && r.Code < 500 }
-
-// Permanent reports a 5xx reply.
-func (r Reply) Permanent() bool { return r.Code >= 500 && r.Code < 600 }
+// Reply is one server reply (the one reply type, owned by esmtp).
+type Reply = esmtp.Reply
 
 // Recipient is one envelope recipient with its RFC 3461 parameters.
 type Recipient struct {
 	Address string
 	Notify  string // "" = route's dsn.notify
-	ORCPT   string
+	ORCPT   string // mailq's stored form, "type;address" decoded (esmtp.ORCPT); encoded here for the wire
 }
 
 // Envelope is what one transaction sends. Body comes separately as an io.Reader.

@@ -11,6 +11,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"mailq/esmtp"
 )
 
 // Limits that keep a hostile or broken server from making the client hold
@@ -22,21 +24,6 @@ const (
 
 // errNotSMTP marks a reply line that does not start with a 3-digit code.
 var errNotSMTP = errors.New("server reply is not SMTP (no 3-digit code)")
-
-// String renders the reply as one line, e.g. "550 5.1.1 no such user".
-func (r Reply) String() string {
-	var b strings.Builder
-	b.WriteString(strconv.Itoa(r.Code))
-	if r.Enhanced != "" {
-		b.WriteByte(' ')
-		b.WriteString(r.Enhanced)
-	}
-	if r.Text != "" {
-		b.WriteByte(' ')
-		b.WriteString(strings.ReplaceAll(r.Text, "\n", " / "))
-	}
-	return b.String()
-}
 
 // rawReply is a reply as read: the parsed Reply plus its lines after the
 // code and separator (needed for EHLO keywords and AUTH challenges).
@@ -73,7 +60,7 @@ func readReply(r *bufio.Reader) (rawReply, error) {
 			break
 		}
 	}
-	rr.Reply = buildReply(rr.Code, rr.Lines)
+	rr.Reply = esmtp.ParseReply(rr.Code, rr.Lines)
 	return rr, nil
 }
 
@@ -126,60 +113,6 @@ func splitReplyLine(line string) (code int, text string, more bool, err error) {
 		return code, line[4:], false, nil
 	}
 	return 0, "", false, errNotSMTP
-}
-
-// buildReply joins the lines and lifts an enhanced status code off the
-// first line when its class matches the reply code (RFC 3463 §2: the class
-// digit is 2, 4 or 5 and equals the basic code's first digit). The same
-// code is removed from the following lines, as servers repeat it.
-func buildReply(code int, lines []string) Reply {
-	rep := Reply{Code: code}
-	if len(lines) > 0 {
-		if enh, ok := enhancedPrefix(lines[0], code); ok {
-			rep.Enhanced = enh
-		}
-	}
-	out := make([]string, len(lines))
-	for i, l := range lines {
-		if rep.Enhanced != "" && strings.HasPrefix(l, rep.Enhanced) {
-			rest := l[len(rep.Enhanced):]
-			if rest == "" || rest[0] == ' ' {
-				l = strings.TrimPrefix(rest, " ")
-			}
-		}
-		out[i] = l
-	}
-	rep.Text = strings.Join(out, "\n")
-	return rep
-}
-
-// enhancedPrefix reports whether text starts with "c.sss.ddd" (followed by
-// a space or the end) where c is the reply's class digit; RFC 3463 §2
-// limits subject and detail to 1–3 digits.
-func enhancedPrefix(text string, code int) (string, bool) {
-	end := strings.IndexByte(text, ' ')
-	if end < 0 {
-		end = len(text)
-	}
-	cand := text[:end]
-	parts := strings.Split(cand, ".")
-	if len(parts) != 3 || len(parts[0]) != 1 || byte('0'+code/100) != parts[0][0] {
-		return "", false
-	}
-	if c := parts[0][0]; c != '2' && c != '4' && c != '5' {
-		return "", false
-	}
-	for _, p := range parts[1:] {
-		if len(p) < 1 || len(p) > 3 {
-			return "", false
-		}
-		for i := 0; i < len(p); i++ {
-			if p[i] < '0' || p[i] > '9' {
-				return "", false
-			}
-		}
-	}
-	return cand, true
 }
 
 // extensions is the parsed EHLO reply.

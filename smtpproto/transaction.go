@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"mailq/esmtp"
 )
 
 // txState collects what happened to the recipients across the
@@ -365,11 +367,11 @@ func (c *Conn) mailCommand(env Envelope, from string) (string, error) {
 			b.WriteString(" RET=" + strings.ToUpper(ret))
 		}
 		if env.EnvID != "" {
-			b.WriteString(" ENVID=" + xtext(env.EnvID))
+			b.WriteString(" ENVID=" + esmtp.EncodeXtext(env.EnvID))
 		}
 	}
 	if c.authd && c.ext.has("AUTH") && c.s.Submitter != "" {
-		b.WriteString(" AUTH=" + xtext(c.s.Submitter))
+		b.WriteString(" AUTH=" + esmtp.EncodeXtext(c.s.Submitter))
 	}
 	if c.s.MailExtension != "" {
 		b.WriteString(" " + c.s.MailExtension)
@@ -392,50 +394,24 @@ func (c *Conn) rcptCommand(r Recipient) string {
 		line += " NOTIFY=" + strings.ToUpper(notify)
 	}
 	if r.ORCPT != "" {
-		orcpt := r.ORCPT
-		if !strings.Contains(orcpt, ";") {
-			orcpt = "rfc822;" + xtext(orcpt)
-		}
-		line += " ORCPT=" + orcpt
+		// Stored decoded; RFC 3461 §4.2 wants it xtext-encoded (RFC 6533
+		// utf-8-addr-xtext for type utf-8): "bob+tag" goes as "bob+2Btag".
+		line += " ORCPT=" + esmtp.ParseORCPT(r.ORCPT).Param()
 	}
 	return line
 }
 
-// xtext encodes per RFC 3461 §4: bytes outside "!".."~", "+" and "=" become
-// "+" and two upper-case hex digits.
-func xtext(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if ch < '!' || ch > '~' || ch == '+' || ch == '=' {
-			fmt.Fprintf(&b, "+%02X", ch)
-		} else {
-			b.WriteByte(ch)
-		}
-	}
-	return b.String()
-}
-
 // needsUTF8 reports whether the envelope needs SMTPUTF8 (RFC 6531).
 func needsUTF8(env Envelope) bool {
-	if env.SMTPUTF8 || !isASCII(env.From) {
+	if env.SMTPUTF8 || !esmtp.IsASCII(env.From) {
 		return true
 	}
 	for _, r := range env.Recipients {
-		if !isASCII(r.Address) {
+		if !esmtp.IsASCII(r.Address) {
 			return true
 		}
 	}
 	return false
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 func mergeOrder(a, b []int) []int {

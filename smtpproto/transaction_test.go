@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mailq/esmtp"
 )
 
 // sendFake dials fs with s, sends env/body and returns result, error and
@@ -85,7 +87,7 @@ func TestSubmitterNeedsAuthenticatedSession(t *testing.T) {
 	if _, err, _ := sendFake(t, fs, s, env1("a@x", "b@y"), "x\n"); err != nil {
 		t.Fatal(err)
 	}
-	if got := xtext("a b+c=d@x"); got != "a+20b+2Bc+3Dd@x" {
+	if got := esmtp.EncodeXtext("a b+c=d@x"); got != "a+20b+2Bc+3Dd@x" {
 		t.Fatalf("xtext = %q", got)
 	}
 }
@@ -159,6 +161,10 @@ func TestRcptDSNParameters(t *testing.T) {
 		{"own notify wins", []string{"DSN"}, "FAILURE", Recipient{Address: "b@y", Notify: "NEVER"}, "RCPT TO:<b@y> NOTIFY=NEVER"},
 		{"ORCPT mailq adds", []string{"DSN"}, "", Recipient{Address: "b@y", ORCPT: "B+@y"}, "RCPT TO:<b@y> ORCPT=rfc822;B+2B@y"},
 		{"ORCPT already typed", []string{"DSN"}, "", Recipient{Address: "b@y", ORCPT: "rfc822;b@y"}, "RCPT TO:<b@y> ORCPT=rfc822;b@y"},
+		// Stored decoded, sent xtext-encoded (RFC 3461 §4.2): Postfix answers
+		// the raw "+" with 501 5.5.4 Bad ORCPT parameter syntax.
+		{"ORCPT plus-address encoded", []string{"DSN"}, "FAILURE", Recipient{Address: "bob+tag@dst.test", ORCPT: "rfc822;bob+tag@dst.test"}, "RCPT TO:<bob+tag@dst.test> NOTIFY=FAILURE ORCPT=rfc822;bob+2Btag@dst.test"},
+		{"ORCPT utf-8 type", []string{"DSN"}, "", Recipient{Address: "b@y", ORCPT: "utf-8;jörg+x@y"}, `RCPT TO:<b@y> ORCPT=utf-8;j\x{F6}rg\x{2B}x@y`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
