@@ -36,6 +36,7 @@ type fakeServer struct {
 	messages []fakeMessage
 	quits    int
 	commands []string // "<connection number> <VERB>" for every command, in order
+	helos    []string // every EHLO/HELO line as sent
 	closed   chan struct{}
 }
 
@@ -135,6 +136,11 @@ func (s *fakeServer) session(c net.Conn, conn int) {
 		name, _, _ := strings.Cut(verb, " ")
 		s.commands = append(s.commands, fmt.Sprintf("%d %s", conn, strings.TrimSuffix(name, ":")))
 		s.mu.Unlock()
+		if strings.HasPrefix(verb, "EHLO") || strings.HasPrefix(verb, "HELO") {
+			s.mu.Lock()
+			s.helos = append(s.helos, line)
+			s.mu.Unlock()
+		}
 		switch {
 		case strings.HasPrefix(verb, "EHLO"):
 			ext := "250-fake.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"

@@ -50,6 +50,8 @@ func (e *Engine) newPool(r *Route) *routePool {
 		// own destination limit; the route may use every worker.
 		limit = e.opts.Workers
 	}
+	// hostname is the EHLO name when a route sets no localhost (interfaces.md).
+	dialOpts.Hostname = e.opts.Hostname
 	return &routePool{
 		route:       r,
 		name:        r.Name(),

@@ -16,6 +16,9 @@ type credentials struct {
 	User        string
 	Password    string
 	OAuth2Token string
+	// ehloName is the session's EHLO name, which NTLM's workstation name
+	// follows (not a secret; set by authenticate).
+	ehloName string
 }
 
 // String keeps secrets out of logs and error messages even when a

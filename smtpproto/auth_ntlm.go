@@ -7,6 +7,7 @@ package smtpproto
 // mailq; the crypto is in auth_ntlm_crypto.go.
 
 import (
+	"cmp"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -58,7 +59,7 @@ func newNTLMMech(s *Settings, c credentials) *ntlmMech {
 		user:        c.User,
 		password:    c.Password,
 		domain:      s.NTLMDomain,
-		workstation: ntlmWorkstation(s.Localhost),
+		workstation: ntlmWorkstation(cmp.Or(s.Localhost, c.ehloName)),
 		extraFlags:  uint32(s.NTLMFlags),
 		v2:          s.NTLMv2 == nil || *s.NTLMv2,
 	}
@@ -68,11 +69,13 @@ func newNTLMMech(s *Settings, c credentials) *ntlmMech {
 	return m
 }
 
-// ntlmWorkstation is the EHLO name (localhost setting, else the OS host
-// name) truncated at the first '.', as JavaMail does.
-func ntlmWorkstation(localhost string) string {
-	h := localhost
-	if h == "" {
+// ntlmWorkstation is the EHLO name (Settings.EHLOName's order: localhost,
+// then mailq's hostname, then the machine's name) truncated at the first
+// '.', as JavaMail does. An address literal is no workstation name: the
+// machine's own name stands in.
+func ntlmWorkstation(ehlo string) string {
+	h := ehlo
+	if h == "" || strings.HasPrefix(h, "[") {
 		h, _ = os.Hostname()
 	}
 	h, _, _ = strings.Cut(h, ".")

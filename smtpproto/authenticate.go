@@ -29,6 +29,7 @@ func (c *Conn) authenticate(creds credentials) error {
 		}
 		return nil
 	}
+	creds.ehloName = c.ehlo
 	mech, err := chooseMechanism(c.s, c.ext.auth, creds, c.host)
 	if err != nil {
 		return &AuthError{Host: c.host, Err: err}

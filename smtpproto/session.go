@@ -28,6 +28,9 @@ type DialOptions struct {
 	// Dialer replaces the TCP dial (JavaMail's socket factory hook); with
 	// socketFactory.fallback a failing hook falls back to a direct dial.
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Hostname is mailq's configured hostname: the EHLO name (and NTLM
+	// workstation) when the route sets no localhost (Settings.EHLOName).
+	Hostname string
 	// DataTermTimeout is the minimum wait for the reply to the final dot;
 	// 0 = MinDataTermTimeout (RFC 5321 §4.5.3.2.6). Tests shorten it.
 	DataTermTimeout time.Duration
@@ -132,7 +135,7 @@ func (c *Conn) open(creds credentials) error {
 		}
 		return &ProtocolError{Host: c.host, Reply: &g.Reply, Err: fmt.Errorf("bad greeting")}
 	}
-	c.ehlo = c.s.EHLOName(c.nc.LocalAddr())
+	c.ehlo = c.s.EHLOName(c.opts.Hostname, c.nc.LocalAddr())
 	if err := c.hello(); err != nil {
 		return err
 	}

@@ -146,15 +146,20 @@ func (s *Settings) WantsAuth() bool {
 // temporary failure, never an unauthenticated send.
 func (s *Settings) RequiresAuth() bool { return s.Auth != nil && *s.Auth }
 
-// EHLOName returns the name for EHLO/HELO: localhost if set, else the
-// machine's FQDN when os.Hostname has a dot, else an address literal of
-// the local end of the connection ("[192.0.2.1]" / "[IPv6:2001:db8::1]",
-// RFC 5321 §4.1.3), never a bare IP.
-func (s *Settings) EHLOName(local net.Addr) string {
+// EHLOName returns the name for EHLO/HELO (RFC 5321 §4.1.1.1): the
+// route's localhost if set, else hostname (mailq's configured hostname,
+// DialOptions.Hostname) when it is a domain with a dot, else the machine's
+// name when it has a dot, else an address literal of the local end of the
+// connection ("[192.0.2.1]" / "[IPv6:2001:db8::1]", RFC 5321 §4.1.3),
+// never a bare IP.
+func (s *Settings) EHLOName(hostname string, local net.Addr) string {
 	if s.Localhost != "" {
 		return s.Localhost
 	}
-	if h, err := os.Hostname(); err == nil && strings.Contains(h, ".") && net.ParseIP(h) == nil {
+	if isFQDN(hostname) {
+		return hostname
+	}
+	if h, err := os.Hostname(); err == nil && isFQDN(h) {
 		return h
 	}
 	var ip net.IP
@@ -166,6 +171,11 @@ func (s *Settings) EHLOName(local net.Addr) string {
 		}
 	}
 	return addressLiteral(ip)
+}
+
+// isFQDN: a name with a dot that is not an IP address.
+func isFQDN(h string) bool {
+	return strings.Contains(strings.Trim(h, "."), ".") && net.ParseIP(h) == nil
 }
 
 // addressLiteral renders ip per RFC 5321 §4.1.3.

@@ -2,6 +2,7 @@ package smtpproto
 
 import (
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -81,10 +82,42 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("literal(%s) = %s", ip, got)
 		}
 	}
-	if got := (&Settings{Localhost: "client.test"}).EHLOName(nil); got != "client.test" {
+	if got := (&Settings{Localhost: "client.test"}).EHLOName("mq.example.test", nil); got != "client.test" {
 		t.Errorf("EHLOName = %s", got)
 	}
-	if got := (&Settings{}).EHLOName(&net.TCPAddr{IP: net.ParseIP("127.0.0.1")}); got != "[127.0.0.1]" && !strings.Contains(got, ".") {
+	if got := (&Settings{}).EHLOName("", &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}); got != "[127.0.0.1]" && !strings.Contains(got, ".") {
 		t.Errorf("EHLOName = %s, want FQDN or literal", got)
+	}
+}
+
+// TestEHLONameOrder: route localhost, then mailq's hostname (when it is a
+// domain), then the machine's name (when it has a dot), then the address
+// literal of the local end. The NTLM workstation follows the EHLO name.
+func TestEHLONameOrder(t *testing.T) {
+	local := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 4000}
+	machine, _ := os.Hostname()
+	fallback := "[127.0.0.1]"
+	if isFQDN(machine) {
+		fallback = machine
+	}
+	cases := []struct {
+		localhost, hostname, want string
+	}{
+		{"client.test", "mq.example.test", "client.test"},
+		{"", "mq.example.test", "mq.example.test"},
+		{"", "bare", fallback},
+		{"", "", fallback},
+		{"", "192.0.2.1", fallback},
+	}
+	for _, tc := range cases {
+		if got := (&Settings{Localhost: tc.localhost}).EHLOName(tc.hostname, local); got != tc.want {
+			t.Errorf("EHLOName(localhost %q, hostname %q) = %q, want %q", tc.localhost, tc.hostname, got, tc.want)
+		}
+	}
+	if ws := newNTLMMech(&Settings{}, credentials{User: "u", Password: "p", ehloName: "mq.example.test"}).workstation; ws != "mq" {
+		t.Errorf("NTLM workstation = %q, want mq (the EHLO name's first label)", ws)
+	}
+	if ws := newNTLMMech(&Settings{}, credentials{User: "u", Password: "p", ehloName: "[127.0.0.1]"}).workstation; strings.HasPrefix(ws, "[") {
+		t.Errorf("NTLM workstation = %q from an address literal", ws)
 	}
 }
