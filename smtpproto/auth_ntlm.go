@@ -7,8 +7,8 @@ package smtpproto
 // mailq; the crypto is in auth_ntlm_crypto.go.
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
