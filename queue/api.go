@@ -106,7 +106,7 @@ type Message struct {
 	Held        bool        `json:"held"`
 	EnvID       string      `json:"envid"`
 	Ret         string      `json:"ret"`
-	SMTPUTF8    bool        `json:"smtputf8"`
+	SMTPUTF8    bool        `json:"smtputf8"` // an address or the header section needs SMTPUTF8 (RFC 6531 §3.4)
 	EightBit    bool        `json:"eightbit"` // the body has bytes >= 0x80 (BODY=8BITMIME when the server offers it)
 	Source      string      `json:"source"`
 	Recipients  []Recipient `json:"recipients"`

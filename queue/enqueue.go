@@ -7,6 +7,8 @@ import (
 	"io"
 
 	bolt "go.etcd.io/bbolt"
+
+	"mailq/esmtp"
 )
 
 // bodyChunkSize is the size of one stored body piece: large enough that a
@@ -26,7 +28,10 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 			return "", fmt.Errorf("queue: enqueue: recipient %d has an empty address", i+1)
 		}
 	}
-	chunks, size, eightBit, err := readChunks(body)
+	// A raw 8-bit header section needs SMTPUTF8 like a UTF-8 address does
+	// (RFC 6531 §3.4): decided here, where the body streams by once.
+	var headers esmtp.HeaderScan
+	chunks, size, eightBit, err := readChunks(io.TeeReader(body, &headers))
 	if err != nil {
 		return "", fmt.Errorf("queue: enqueue: reading the message body failed, nothing was stored: %w", err)
 	}
@@ -46,7 +51,7 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 			Arrival:  now,
 			EnvID:    env.EnvID,
 			Ret:      env.Ret,
-			SMTPUTF8: env.SMTPUTF8,
+			SMTPUTF8: env.SMTPUTF8 || headers.NonASCII(),
 			EightBit: eightBit,
 			Source:   env.Source,
 		}, Chunks: len(chunks)}
