@@ -7,6 +7,7 @@ package smtpproto
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -109,6 +110,11 @@ func (b *bdatWriter) send(last bool) error {
 	if last {
 		cmd += " LAST"
 	}
+	if b.c.pendingInput() {
+		// Every chunk is answered in turn (RFC 3030 §2, no pipelining
+		// here): anything waiting now answers nothing.
+		return b.c.replyOutOfTurn(cmd)
+	}
 	if err := b.c.write(cmd); err != nil {
 		return err
 	}
@@ -164,6 +170,9 @@ func (c *Conn) sendDATAContent(body io.Reader) (rawReply, error) {
 		return rawReply{}, err
 	}
 	c.tr.note(fmt.Sprintf("C: <%d bytes of message>", cw.n))
+	if c.pendingInput() {
+		return rawReply{}, c.replyOutOfTurn(".")
+	}
 	if err := c.write("."); err != nil {
 		return rawReply{}, err
 	}
@@ -171,6 +180,40 @@ func (c *Conn) sendDATAContent(body io.Reader) (rawReply, error) {
 		return rawReply{}, err
 	}
 	return c.readWithin(".", c.dataTermTimeout())
+}
+
+// replyOutOfTurn handles bytes the server sent before the final dot (a
+// reply right after 354, or a refusal in the middle of the data): RFC 5321
+// §4.5.2 has the server answer only the end of data, so which reply
+// belongs to what is lost. The attempt is a temporary failure (4.5.0) and
+// the connection is closed, never pooled; what came early is reported.
+func (c *Conn) replyOutOfTurn(cmd string) error {
+	early := "unreadable bytes"
+	c.nc.SetReadDeadline(c.deadline(min(c.readTO, time.Second)))
+	if r, err := readReply(c.br); err == nil {
+		c.tr.server(r.Code, r.Lines)
+		early = strconv.Quote(r.Reply.String())
+	}
+	c.drop()
+	rep := Reply{Code: 451, Enhanced: "4.5.0", Text: "reply before end of data: the server sent " + early +
+		" before the message was complete; connection closed, the message will be retried"}
+	c.tr.note(rep.Text)
+	return &ProtocolError{Host: c.host, Command: cmd, Reply: &rep, Err: errReplyOutOfTurn}
+}
+
+// errReplyOutOfTurn marks a reply the client did not ask for.
+var errReplyOutOfTurn = errors.New("reply out of turn")
+
+// checkInSync, after a reply was read, closes the connection when the
+// server sent more than that reply: an extra line answers nothing and
+// would be taken as the next command's reply (the message itself keeps
+// the reply it got).
+func (c *Conn) checkInSync() {
+	if c.pendingInput() {
+		c.tr.note("the server sent more than one reply; closing the connection")
+		c.log.Warn().Str("route", c.s.Name).Str("host", c.host).Msg("server sent a reply out of turn; the connection is closed and not reused")
+		c.drop()
+	}
 }
 
 // dataTermTimeout is max(timeout, 10 min) per RFC 5321 §4.5.3.2.6.

@@ -28,6 +28,7 @@ type step struct {
 	Delay  time.Duration // wait before replying
 	Hang   bool          // stop reading and wait until the client goes away
 	Stall  time.Duration // stop reading for this long first
+	Signal chan struct{} // closed once the reply was sent
 }
 
 type fakeServer struct {
@@ -165,6 +166,9 @@ func (fs *fakeServer) serve() {
 		}
 		time.Sleep(st.Delay)
 		send(st.Reply)
+		if st.Signal != nil {
+			close(st.Signal)
+		}
 	}
 	// Record whatever else the client sends until it closes.
 	nc.SetDeadline(time.Now().Add(2 * time.Second))

@@ -384,8 +384,15 @@ func (c *Conn) Probe(ctx context.Context) bool {
 	if c.s.UseRset {
 		cmd = "RSET"
 	}
+	if c.pendingInput() {
+		// Something arrived while the connection was idle: it answers
+		// nothing, and would be taken for the probe's own reply.
+		c.tr.note("the server sent a reply out of turn while idle; closing the connection")
+		c.drop()
+		return false
+	}
 	r, err := c.cmd(cmd)
-	alive := err == nil
+	alive := err == nil && !c.pendingInput()
 	if alive {
 		if c.s.NoopStrict == nil || *c.s.NoopStrict {
 			alive = r.Code == 250
@@ -413,6 +420,9 @@ func (c *Conn) Reset() error {
 	if r.Code != 250 {
 		c.drop()
 		return &ProtocolError{Host: c.host, Command: "RSET", Reply: &r.Reply}
+	}
+	if c.checkInSync(); c.broken {
+		return &ProtocolError{Host: c.host, Command: "RSET", Reply: &r.Reply, Err: errReplyOutOfTurn}
 	}
 	return nil
 }

@@ -273,6 +273,7 @@ func (c *Conn) transaction(st *txState, mail, from string, rcptCmds []string, id
 		}
 		return nil, true, err
 	}
+	c.checkInSync()
 	if final.Code/100 != 2 {
 		return deferred, true, c.dataFailed(st, cmd, final.Reply, accepted, !c.broken)
 	}
