@@ -128,9 +128,6 @@ func (d *destination) put(mc *mxConn, reusable bool, transcript bool) {
 		d.discard(mc)
 		return
 	}
-	if transcript {
-		mc.mark = len(mc.conn.Transcript())
-	}
 	mc.timer = time.AfterFunc(d.idleTimeout, func() { d.expire(mc) })
 	d.idle = append(d.idle, mc)
 	d.notifyLocked()

@@ -18,7 +18,7 @@ import (
 // addresses, skipping hosts marked down), and send over the first
 // connection that opens.
 func (e *Engine) deliverMX(ctx context.Context, p *part) (res partResult) {
-	res = partResult{route: p.route, start: e.opts.Now()}
+	res = partResult{route: p.route, start: e.opts.Now(), recipients: recipientAddrs(p.recipients)}
 	began := time.Now()
 	defer func() { res.duration = time.Since(began) }() // res is the named result: every return gets it
 	addrs := make([]string, len(p.recipients))
@@ -105,6 +105,11 @@ hosts:
 	switch {
 	case lastErr != nil:
 		res.decisions = policy.ConnectionFailure(addrs, lastErr)
+		res.errText = lastErr.Error()
+		var de *smtpproto.DialError
+		if errors.As(lastErr, &de) {
+			res.transcript = de.Transcript
+		}
 	case dnsErr != nil && down == 0:
 		res.decisions = decideAll(addrs, policy.Retry, mx.StatusDNSFailure,
 			fmt.Sprintf("no mail exchanger of %s could be resolved: %s", p.domain, strings.Join(skipped, ", ")))
@@ -150,10 +155,10 @@ func (e *Engine) sendMX(ctx context.Context, p *part, dest *destination, mc *mxC
 	}
 	sent, err := mc.conn.Send(ctx, env, body)
 	body.Close()
-	if transcript {
-		if tr := mc.conn.Transcript(); mc.mark <= len(tr) {
-			res.transcript = tr[mc.mark:]
-		}
+	// Each message takes its own part of the connection's transcript.
+	res.transcript = mc.conn.TakeTranscript()
+	if err != nil && !reusableAfter(err) {
+		res.errText = err.Error()
 	}
 	if sent == nil {
 		res.decisions = policy.ConnectionFailure(addrs, err)
@@ -176,6 +181,8 @@ func (e *Engine) dialMX(ctx context.Context, r *Route, h mx.Host, ip netip.Addr,
 	opts := e.opts.DialOptions
 	opts.Logger = e.log
 	opts.ConnectHost = ip.String()
+	opts.Transcript = true          // every attempt keeps its transcript
+	opts.Hostname = e.opts.Hostname // the EHLO name when the route sets no localhost
 	var note string
 	levels := pol.levels()
 	for i, level := range levels {

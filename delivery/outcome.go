@@ -3,7 +3,6 @@ package delivery
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"mailq/metrics"
@@ -71,8 +70,8 @@ func (e *Engine) complete(run *leaseRun) {
 	for _, dc := range all {
 		outcomes = append(outcomes, toOutcome(dc.decision))
 	}
-	attempt := attemptRecord(l, run.results, m.Attempts)
-	if err := e.store.RecordOutcome(l, attempt, outcomes); err != nil {
+	attempts := attemptRecords(l, run.results, m.Attempts)
+	if err := e.store.RecordAttempts(l, attempts, outcomes); err != nil {
 		lvl := e.log.Error()
 		if errors.Is(err, queue.ErrLeaseLost) {
 			// Deleted or bounced by the operator meanwhile: nothing to keep.
@@ -115,33 +114,43 @@ func toOutcome(d policy.Decision) queue.Outcome {
 	return o
 }
 
-// attemptRecord merges the parts of one lease into the attempt record.
-// Parts of different routes ran at the same time, so the duration is the
-// longest one; route, remote and TLS list each part's value.
-func attemptRecord(l queue.Lease, results []partResult, history []queue.Attempt) queue.Attempt {
-	a := queue.Attempt{Recipients: append([]string(nil), l.Recipients...)}
+// attemptRecords gives each part of the lease its own attempt record: one
+// per route and connection, with where it went (address dialled, proxy,
+// TLS version and cipher), what was said, and why it failed when no reply
+// decided it. Parts of different routes ran at the same time; merging them
+// would hide which route said what.
+func attemptRecords(l queue.Lease, results []partResult, history []queue.Attempt) []queue.Attempt {
+	var leased time.Time
 	if l.AttemptIndex >= 0 && l.AttemptIndex < len(history) {
-		a.Time = history[l.AttemptIndex].Time
+		leased = history[l.AttemptIndex].Time
 	}
-	var routes, remotes, tlss []string
+	if len(results) == 0 {
+		return []queue.Attempt{{Time: leased, Recipients: append([]string(nil), l.Recipients...)}}
+	}
+	out := make([]queue.Attempt, 0, len(results))
 	for _, r := range results {
-		if a.Time.IsZero() || (!r.start.IsZero() && r.start.Before(a.Time)) {
-			a.Time = r.start
+		a := queue.Attempt{
+			Time: r.start, Remote: r.remote, Proxy: r.proxy, TLS: r.tls, Cipher: r.cipher,
+			DurationMS: r.duration.Milliseconds(), Error: r.errText,
+			Recipients: append([]string(nil), r.recipients...),
+			Transcript: r.transcript,
+		}
+		if a.Time.IsZero() {
+			a.Time = leased
 		}
 		if r.route != nil {
-			routes = appendUnique(routes, r.route.Name())
+			a.Route = r.route.Name()
 		}
-		remotes = appendUnique(remotes, r.remote)
-		tlss = appendUnique(tlss, r.tls)
-		a.DurationMS = max(a.DurationMS, r.duration.Milliseconds())
+		if len(a.Recipients) == 0 {
+			for _, d := range r.decisions {
+				a.Recipients = append(a.Recipients, d.Recipient)
+			}
+		}
 		a.Replies = append(a.Replies, r.steps...)
 		a.Replies = append(a.Replies, finalReplies(r)...)
-		a.Transcript = append(a.Transcript, r.transcript...)
+		out = append(out, a)
 	}
-	a.Route = strings.Join(routes, ",")
-	a.Remote = strings.Join(remotes, ",")
-	a.TLS = strings.Join(tlss, ",")
-	return a
+	return out
 }
 
 func appendUnique(list []string, v string) []string {
@@ -243,7 +252,7 @@ func operatorBounceResult(l queue.Lease, now time.Time) partResult {
 // interruptedResult is for a part cut off by shutdown before it started:
 // no decision, so RecordOutcome makes its recipients due again at once.
 func interruptedResult(p *part, now time.Time) partResult {
-	return partResult{route: p.route, start: now}
+	return partResult{route: p.route, start: now, recipients: recipientAddrs(p.recipients)}
 }
 
 // count updates the Prometheus collectors for one recipient outcome.

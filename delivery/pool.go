@@ -34,7 +34,6 @@ type routePool struct {
 type pooledConn struct {
 	conn  *smtpproto.Conn
 	uses  int         // messages sent over it
-	mark  int         // transcript lines that belong to earlier messages
 	timer *time.Timer // closes it when idle too long; nil while in use
 }
 
@@ -50,6 +49,9 @@ func (e *Engine) newPool(r *Route) *routePool {
 		// own destination limit; the route may use every worker.
 		limit = e.opts.Workers
 	}
+	// Every attempt keeps its transcript (AUTH redacted, bounded): it is
+	// what `mailqctl show --transcript` shows (interfaces.md).
+	dialOpts.Transcript = true
 	// hostname is the EHLO name when a route sets no localhost (interfaces.md).
 	dialOpts.Hostname = e.opts.Hostname
 	return &routePool{
@@ -109,9 +111,6 @@ func (p *routePool) put(pc *pooledConn, reusable bool) {
 		p.mu.Unlock()
 		p.discard(pc)
 		return
-	}
-	if p.dialOpts.Transcript {
-		pc.mark = len(pc.conn.Transcript())
 	}
 	pc.timer = time.AfterFunc(p.idleTimeout, func() { p.expire(pc) })
 	p.idle = append(p.idle, pc)

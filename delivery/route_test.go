@@ -97,8 +97,28 @@ func TestPerRouteTransactions(t *testing.T) {
 	if rc.State != queue.Bounced || rc.LastReply == nil || rc.LastReply.Enhanced != NoRouteStatus {
 		t.Errorf("unrouted recipient: %s %+v, want bounced with %s", rc.State, rc.LastReply, NoRouteStatus)
 	}
-	if len(m.Attempts) != 1 || m.Attempts[0].Route != "a,b" && m.Attempts[0].Route != "b,a" {
-		t.Errorf("attempt route %q, want both routes in one attempt record", m.Attempts[0].Route)
+	// One attempt record per route (and the unrouted recipient's own),
+	// each naming its route, the server it reached and its recipients.
+	byRoute := map[string]queue.Attempt{}
+	for _, a := range m.Attempts {
+		byRoute[a.Route] = a
+	}
+	wantRec := map[string]struct {
+		remote string
+		rcpts  string
+	}{
+		"a": {a.ln.Addr().String(), "ok-1@a.test ok-3@a.test"},
+		"b": {b.ln.Addr().String(), "ok-2@x.b.test ok-4@y.b.test"},
+		"":  {"", "ok-5@nowhere.test"},
+	}
+	if len(m.Attempts) != len(wantRec) {
+		t.Errorf("%d attempt records, want %d (one per route): %+v", len(m.Attempts), len(wantRec), m.Attempts)
+	}
+	for route, w := range wantRec {
+		a, ok := byRoute[route]
+		if !ok || a.Remote != w.remote || strings.Join(a.Recipients, " ") != w.rcpts {
+			t.Errorf("route %q attempt: remote %q recipients %v, want %q %s", route, a.Remote, a.Recipients, w.remote, w.rcpts)
+		}
 	}
 	wantTx := map[*fakeServer][]string{a: {"ok-1@a.test", "ok-3@a.test"}, b: {"ok-2@x.b.test", "ok-4@y.b.test"}}
 	for srv, want := range wantTx {

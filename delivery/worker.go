@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -42,11 +43,16 @@ type partKey struct {
 	domain string
 }
 
-// partResult is what one part's attempt produced.
+// partResult is what one part's attempt produced: one attempt record
+// (one route, at most one connection).
 type partResult struct {
-	route      *Route // nil for recipients no route serves
-	remote     string
+	route      *Route   // nil for recipients no route serves
+	recipients []string // the part's recipients, for its attempt record
+	remote     string   // address dialled (smtpproto.Session)
+	proxy      string
 	tls        string
+	cipher     string
+	errText    string // connection-level failure, when no reply decided the attempt
 	start      time.Time
 	duration   time.Duration
 	decisions  []policy.Decision
@@ -146,7 +152,7 @@ func (e *Engine) deliver(ctx context.Context, p *part) partResult {
 		return e.deliverMX(ctx, p)
 	}
 	m := p.run.lease.Message
-	res := partResult{route: p.route, start: e.opts.Now()}
+	res := partResult{route: p.route, start: e.opts.Now(), recipients: recipientAddrs(p.recipients)}
 	began := time.Now()
 	addrs := make([]string, len(p.recipients))
 	for i, rc := range p.recipients {
@@ -158,12 +164,19 @@ func (e *Engine) deliver(ctx context.Context, p *part) partResult {
 	if err != nil {
 		res.decisions = policy.ConnectionFailure(addrs, err)
 		res.steps = stepsOfDialError(err)
+		res.errText = err.Error()
+		var de *smtpproto.DialError
+		if errors.As(err, &de) {
+			// The connection may have got far (TLS up, AUTH refused):
+			// say where it went and how, not "no connection".
+			res.setSession(de.Session)
+			res.transcript = de.Transcript
+		}
 		res.duration = time.Since(began)
 		return res
 	}
 	conn := pc.conn
-	res.remote = conn.RemoteAddr()
-	res.tls = conn.TLSVersion()
+	res.setSession(conn.Session())
 	_, res.nextHopDSN = conn.Extensions()["DSN"]
 
 	// The stored body streams chunk by chunk and can be rewound, so
@@ -172,19 +185,20 @@ func (e *Engine) deliver(ctx context.Context, p *part) partResult {
 	if err != nil {
 		// Nothing was sent; the connection is still good. A store error
 		// may be passing: retry and let the lifetime decide.
+		res.transcript = conn.TakeTranscript()
 		p.pool.put(pc, true)
 		res.decisions = policy.ConnectionFailure(addrs, err)
+		res.errText = err.Error()
 		res.duration = time.Since(began)
 		return res
 	}
 	sent, err := conn.Send(ctx, env, body)
 	body.Close()
-	if p.pool.dialOpts.Transcript {
-		// The connection's transcript spans every message it carried; this
-		// attempt's part starts where the previous message's ended.
-		if tr := conn.Transcript(); pc.mark <= len(tr) {
-			res.transcript = tr[pc.mark:]
-		}
+	// Each message takes its own part of the connection's transcript (the
+	// probe, its transaction, the replies), bounded to a few KiB.
+	res.transcript = conn.TakeTranscript()
+	if err != nil && !reusableAfter(err) {
+		res.errText = err.Error()
 	}
 	if sent == nil {
 		// smtpproto promises a complete Result; treat its absence as a
@@ -216,6 +230,18 @@ func (p *part) envelope(m *queue.Message) smtpproto.Envelope {
 		env.Recipients = append(env.Recipients, smtpproto.Recipient{Address: rc.Address, Notify: rc.Notify, ORCPT: rc.ORCPT})
 	}
 	return env
+}
+
+func (r *partResult) setSession(s smtpproto.Session) {
+	r.remote, r.proxy, r.tls, r.cipher = s.Remote, s.Proxy, s.TLS, s.Cipher
+}
+
+func recipientAddrs(rcpts []queue.Recipient) []string {
+	out := make([]string, len(rcpts))
+	for i, rc := range rcpts {
+		out[i] = rc.Address
+	}
+	return out
 }
 
 // reusableAfter reports whether a connection may carry another message

@@ -90,6 +90,13 @@ type Attempt struct {
 	Recipients []string    `json:"recipients"`
 	Replies    []StepReply `json:"replies"`
 	Transcript []string    `json:"transcript,omitempty"`
+	// Proxy is the proxy the connection went through ("socks5 h:p",
+	// "http proxy h:p"); Cipher the TLS cipher suite once negotiated;
+	// Error why the attempt failed when no server reply decided it
+	// (connection refused, TLS or AUTH failure, timeout).
+	Proxy  string `json:"proxy,omitempty"`
+	Cipher string `json:"cipher,omitempty"`
+	Error  string `json:"error,omitempty"`
 	// Interrupted is set when the attempt never recorded an outcome (the
 	// daemon stopped or crashed mid-delivery); it counts as a failed attempt.
 	Interrupted bool `json:"interrupted,omitempty"`
@@ -213,6 +220,7 @@ var (
 //	func (s *Store) NextDue() (time.Time, bool)               // earliest next attempt of any non-held, non-leased message
 //	func (s *Store) Lease(now time.Time, max int) ([]Lease, error) // due messages in time order
 //	func (s *Store) RecordOutcome(l Lease, a Attempt, outcomes []Outcome) error
+//	func (s *Store) RecordAttempts(l Lease, attempts []Attempt, outcomes []Outcome) error // one record per route and connection
 //	func (s *Store) SetDelayWarned(id ID) error
 //	func (s *Store) Hold(id ID) error
 //	func (s *Store) Release(id ID) error                      // due now

@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,6 +95,16 @@ func (s *Store) Lease(now time.Time, max int) ([]Lease, error) {
 // without one become due again now. A token that is no longer current
 // (message deleted, or lease recovered after a restart) gives ErrLeaseLost.
 func (s *Store) RecordOutcome(l Lease, a Attempt, outcomes []Outcome) error {
+	return s.RecordAttempts(l, []Attempt{a}, outcomes)
+}
+
+// RecordAttempts is RecordOutcome for a lease that became several attempts
+// (one per route and connection): they replace, in order, the one record
+// Lease wrote. At least one attempt is required.
+func (s *Store) RecordAttempts(l Lease, attempts []Attempt, outcomes []Outcome) error {
+	if len(attempts) == 0 {
+		return fmt.Errorf("queue: record outcome: no attempt record given")
+	}
 	if l.Message == nil {
 		return fmt.Errorf("queue: record outcome: lease has no message")
 	}
@@ -127,8 +138,12 @@ func (s *Store) RecordOutcome(l Lease, a Attempt, outcomes []Outcome) error {
 			}
 			decided[o.Recipient] = o
 		}
-		a.Interrupted = false
-		r.Attempts[l.AttemptIndex] = a
+		done := make([]Attempt, len(attempts))
+		for i, a := range attempts {
+			a.Interrupted = false
+			done[i] = a
+		}
+		r.Attempts = slices.Replace(r.Attempts, l.AttemptIndex, l.AttemptIndex+1, done...)
 		for i := range r.Recipients {
 			rc := &r.Recipients[i]
 			if !r.isLeased(rc.Address) || rc.State.Done() {

@@ -16,8 +16,14 @@ import (
 	"golang.org/x/net/proxy"
 )
 
-// dialTransport returns the connected socket and a label of the path used.
-func dialTransport(ctx context.Context, s *Settings, opts *DialOptions) (net.Conn, error) {
+// dialPath is where a connection was dialled: the target "host:port" and,
+// when a proxy or hook carried it, which ("" = direct).
+type dialPath struct {
+	target, via string
+}
+
+// dialTransport returns the connected socket and the path it took.
+func dialTransport(ctx context.Context, s *Settings, opts *DialOptions) (net.Conn, dialPath, error) {
 	host, port := s.Endpoint()
 	if opts.ConnectHost != "" {
 		host = opts.ConnectHost
@@ -25,7 +31,7 @@ func dialTransport(ctx context.Context, s *Settings, opts *DialOptions) (net.Con
 	connectTO, readTO, _ := s.Timeouts()
 	local, err := localBindAddr(ctx, s)
 	if err != nil {
-		return nil, &ConnectError{Host: host, Port: port, Timeout: connectTO, Err: err}
+		return nil, dialPath{}, &ConnectError{Host: host, Port: port, Timeout: connectTO, Err: err}
 	}
 	base := &net.Dialer{Timeout: connectTO}
 	if local != nil {
@@ -72,12 +78,13 @@ func dialTransport(ctx context.Context, s *Settings, opts *DialOptions) (net.Con
 	dctx, cancel := context.WithTimeout(ctx, connectTO)
 	defer cancel()
 	if hooked != nil {
-		nc, err := hooked(dctx, net.JoinHostPort(host, strconv.Itoa(tport)))
+		target := net.JoinHostPort(host, strconv.Itoa(tport))
+		nc, err := hooked(dctx, target)
 		if err == nil {
-			return nc, nil
+			return nc, dialPath{target: target, via: via}, nil
 		}
 		if !s.SocketFactoryFallback {
-			return nil, &ConnectError{Host: host, Port: tport, Timeout: connectTO, Via: via, Err: err}
+			return nil, dialPath{}, &ConnectError{Host: host, Port: tport, Timeout: connectTO, Via: via, Err: err}
 		}
 		opts.Logger.Warn().Str("route", s.Name).Str("via", via).Err(err).Msg("proxy/dial hook failed; socketFactory.fallback = true, connecting directly")
 		dctx2, cancel2 := context.WithTimeout(ctx, connectTO)
@@ -85,11 +92,12 @@ func dialTransport(ctx context.Context, s *Settings, opts *DialOptions) (net.Con
 		dctx = dctx2
 		tport = port
 	}
-	nc, err := base.DialContext(dctx, "tcp", net.JoinHostPort(host, strconv.Itoa(tport)))
+	target := net.JoinHostPort(host, strconv.Itoa(tport))
+	nc, err := base.DialContext(dctx, "tcp", target)
 	if err != nil {
-		return nil, &ConnectError{Host: host, Port: tport, Timeout: connectTO, Err: err}
+		return nil, dialPath{}, &ConnectError{Host: host, Port: tport, Timeout: connectTO, Err: err}
 	}
-	return nc, nil
+	return nc, dialPath{target: target}, nil
 }
 
 // localBindAddr resolves localaddress/localport. localport alone binds the

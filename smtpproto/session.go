@@ -50,6 +50,7 @@ type Conn struct {
 	readTO  time.Duration
 	writeTO time.Duration
 
+	path  dialPath
 	nc    net.Conn
 	br    *bufio.Reader
 	bw    *bufio.Writer
@@ -88,19 +89,68 @@ func Dial(ctx context.Context, s *Settings, opts DialOptions) (*Conn, error) {
 	if opts.Transcript {
 		c.tr = newTranscript()
 	}
-	nc, err := dialTransport(ctx, s, &c.opts)
+	nc, path, err := dialTransport(ctx, s, &c.opts)
 	if err != nil {
-		return nil, err
+		var ce *ConnectError
+		sess := Session{Remote: net.JoinHostPort(host, strconv.Itoa(port))}
+		if errors.As(err, &ce) {
+			sess = Session{Remote: net.JoinHostPort(ce.Host, strconv.Itoa(ce.Port)), Proxy: ce.Via}
+		}
+		c.tr.note("connection failed: " + err.Error())
+		return nil, &DialError{Session: sess, Transcript: c.tr.take(), Err: err}
 	}
+	c.path = path
 	c.setConn(nc)
-	c.tr.note("connected to " + c.RemoteAddr())
+	c.tr.note("connected to " + c.RemoteAddr() + viaNote(path.via))
 	done := c.bind(ctx)
 	defer done()
 	if err := c.open(creds); err != nil {
 		c.drop()
-		return nil, err
+		c.tr.note("session failed: " + err.Error())
+		return nil, &DialError{Session: c.Session(), Transcript: c.tr.take(), Err: err}
 	}
 	return c, nil
+}
+
+func viaNote(via string) string {
+	if via == "" {
+		return ""
+	}
+	return " via " + via
+}
+
+// Session says where a connection went and how it was secured, for the
+// attempt history.
+type Session struct {
+	Remote string // the address dialled: the peer's "ip:port" directly, the tunnel's target "host:port" through a proxy
+	Proxy  string // "http proxy h:p", "socks5 h:p" or "dial hook"; "" when direct
+	TLS    string // "TLS1.3"; "" for a plaintext session
+	Cipher string // the negotiated suite, e.g. "TLS_AES_128_GCM_SHA256"
+}
+
+// DialError is what Dial returns once it knows where it was going: the
+// failure itself (*ConnectError, *TLSError, *AuthError or *ProtocolError,
+// reached with errors.As), the session as far as it got (a TLS session
+// and the peer exist after an AUTH refusal) and the transcript so far.
+type DialError struct {
+	Session    Session
+	Transcript []string
+	Err        error
+}
+
+func (e *DialError) Error() string { return e.Err.Error() }
+func (e *DialError) Unwrap() error { return e.Err }
+
+// Session describes the connection (see Session).
+func (c *Conn) Session() Session {
+	s := Session{Remote: c.RemoteAddr(), TLS: c.TLSVersion()}
+	if c.path.via != "" && c.path.via != "dial hook" {
+		s.Proxy = c.path.via
+	}
+	if c.tls != nil {
+		s.Cipher = tls.CipherSuiteName(c.tls.CipherSuite)
+	}
+	return s
 }
 
 func (c *Conn) setConn(nc net.Conn) {
@@ -441,11 +491,16 @@ func (c *Conn) Close() error {
 	return err
 }
 
-// RemoteAddr is the peer actually connected ("ip:port"), or the target
-// host:port when the connection goes through a proxy.
+// RemoteAddr is the peer actually connected ("ip:port"), or through a
+// proxy the target host:port the tunnel was asked for (with
+// socketFactory.port, that port, not the route's).
 func (c *Conn) RemoteAddr() string {
-	if c.s.ProxyHost == "" && c.s.SocksHost == "" && c.nc != nil {
+	proxied := c.path.via != "" && c.path.via != "dial hook"
+	if !proxied && c.nc != nil {
 		return c.nc.RemoteAddr().String()
+	}
+	if c.path.target != "" {
+		return c.path.target
 	}
 	return net.JoinHostPort(c.host, strconv.Itoa(c.port))
 }
@@ -466,8 +521,13 @@ func (c *Conn) TLSCipher() string {
 	return tls.CipherSuiteName(c.tls.CipherSuite)
 }
 
-// Transcript returns the lines recorded so far (DialOptions.Transcript).
+// Transcript returns the lines recorded since the last TakeTranscript
+// (DialOptions.Transcript), the oldest dropped beyond a few KiB.
 func (c *Conn) Transcript() []string { return c.tr.snapshot() }
+
+// TakeTranscript returns what Transcript does and starts afresh, so each
+// message sent over the connection gets its own part.
+func (c *Conn) TakeTranscript() []string { return c.tr.take() }
 
 // Extensions returns the EHLO keywords in force (upper-case → parameters).
 func (c *Conn) Extensions() map[string]string { return maps.Clone(c.ext.keywords) }

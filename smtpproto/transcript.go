@@ -12,10 +12,10 @@ import (
 	"time"
 )
 
-// Caps that keep a long session's transcript bounded.
+// Caps that keep a transcript bounded: a few KiB per attempt (between
+// two takes), the oldest lines dropped first, and each line cut short.
 const (
-	maxTranscriptLines = 2000
-	maxTranscriptBytes = 256 << 10
+	maxTranscriptBytes = 4 << 10
 	maxTranscriptLine  = 512
 )
 
@@ -23,7 +23,7 @@ type transcript struct {
 	mu        sync.Mutex
 	lines     []string
 	bytes     int
-	truncated bool
+	dropped   int  // lines dropped from the front since the last take
 	redacting bool // inside an AUTH exchange
 	now       func() time.Time
 }
@@ -36,20 +36,17 @@ func (t *transcript) add(dir, text string) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.truncated {
-		return
-	}
 	if len(text) > maxTranscriptLine {
 		text = text[:maxTranscriptLine] + "…"
 	}
 	line := fmt.Sprintf("%s %s: %s", t.now().UTC().Format("15:04:05.000"), dir, text)
-	if len(t.lines) >= maxTranscriptLines || t.bytes+len(line) > maxTranscriptBytes {
-		t.truncated = true
-		t.lines = append(t.lines, "… transcript truncated")
-		return
-	}
 	t.lines = append(t.lines, line)
 	t.bytes += len(line)
+	for t.bytes > maxTranscriptBytes && len(t.lines) > 1 {
+		t.bytes -= len(t.lines[0])
+		t.lines = t.lines[1:]
+		t.dropped++
+	}
 }
 
 // client records a command. AUTH lines keep only the mechanism name; every
@@ -98,11 +95,34 @@ func (t *transcript) server(code int, lines []string) {
 
 func (t *transcript) note(text string) { t.add("*", text) }
 
+// snapshot returns the lines since the last take, led by a note of how
+// many older ones were dropped.
 func (t *transcript) snapshot() []string {
 	if t == nil {
 		return nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return append([]string(nil), t.lines...)
+	return t.linesLocked()
+}
+
+func (t *transcript) linesLocked() []string {
+	out := make([]string, 0, len(t.lines)+1)
+	if t.dropped > 0 {
+		out = append(out, fmt.Sprintf("… %d earlier lines dropped (transcripts keep the last %d KiB per attempt)", t.dropped, maxTranscriptBytes>>10))
+	}
+	return append(out, t.lines...)
+}
+
+// take returns what snapshot does and starts afresh: the next attempt on
+// the connection gets only its own lines.
+func (t *transcript) take() []string {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := t.linesLocked()
+	t.lines, t.bytes, t.dropped = nil, 0, 0
+	return out
 }

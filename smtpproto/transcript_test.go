@@ -3,6 +3,7 @@ package smtpproto
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -42,15 +43,27 @@ func TestTranscriptLines(t *testing.T) {
 	}
 }
 
+// TestTranscriptIsCapped: a transcript keeps the last few KiB of an
+// attempt, dropping the oldest lines first and saying so; take starts the
+// next attempt afresh.
 func TestTranscriptIsCapped(t *testing.T) {
 	tr := newTranscript()
 	tr.now = func() time.Time { return time.Unix(0, 0) }
-	for i := 0; i < maxTranscriptLines+100; i++ {
-		tr.client("NOOP")
+	for i := 0; i < 1000; i++ {
+		tr.client(fmt.Sprintf("NOOP %d", i))
 	}
-	lines := tr.snapshot()
-	if len(lines) != maxTranscriptLines+1 || !strings.Contains(lines[len(lines)-1], "truncated") {
-		t.Fatalf("%d lines, last %q", len(lines), lines[len(lines)-1])
+	lines := tr.take()
+	total := 0
+	for _, l := range lines[1:] {
+		total += len(l)
+	}
+	if total > maxTranscriptBytes || !strings.Contains(lines[0], "earlier lines dropped") ||
+		!strings.HasSuffix(lines[len(lines)-1], "NOOP 999") || strings.Contains(strings.Join(lines, "\n"), "NOOP 0\n") {
+		t.Fatalf("%d bytes in %d lines, first %q, last %q", total, len(lines), lines[0], lines[len(lines)-1])
+	}
+	tr.client("RSET")
+	if next := tr.take(); len(next) != 1 || !strings.HasSuffix(next[0], "C: RSET") {
+		t.Fatalf("after take: %q", next)
 	}
 }
 

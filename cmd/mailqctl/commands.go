@@ -107,6 +107,7 @@ func (a *app) cmdList(args []string) error {
 func (a *app) cmdShow(args []string) error {
 	fs := a.newFlags("show")
 	asJSON := fs.Bool("json", false, "JSON")
+	withTranscript := fs.Bool("transcript", false, "print each attempt's SMTP transcript")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -125,7 +126,7 @@ func (a *app) cmdShow(args []string) error {
 	if *asJSON {
 		return json.NewEncoder(a.stdout).Encode(m)
 	}
-	printMessage(a.stdout, m, time.Now())
+	printMessage(a.stdout, m, time.Now(), *withTranscript)
 	return nil
 }
 

@@ -86,8 +86,9 @@ func formatReply(r *queue.Reply) string {
 	return strings.Join(parts, " ")
 }
 
-// printMessage is show's human form.
-func printMessage(w io.Writer, m *control.ShowReply, now time.Time) {
+// printMessage is show's human form; withTranscript adds each attempt's
+// transcript (show --transcript).
+func printMessage(w io.Writer, m *control.ShowReply, now time.Time, withTranscript ...bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	row("id", string(m.ID))
@@ -159,6 +160,33 @@ func printMessage(w io.Writer, m *control.ShowReply, now time.Time) {
 		for _, r := range at.Replies {
 			fmt.Fprintf(w, "      %s -> %s\n", oneLine(r.Command), formatReply(&r.Reply))
 		}
+		printAttemptDetail(w, at, len(withTranscript) > 0 && withTranscript[0])
+	}
+}
+
+// printAttemptDetail adds what the attempt line leaves out: the proxy, the
+// TLS cipher, why a connection failed, and with --transcript the session
+// transcript (AUTH redacted, no body).
+func printAttemptDetail(w io.Writer, at queue.Attempt, withTranscript bool) {
+	if at.Proxy != "" {
+		fmt.Fprintf(w, "      via %s\n", at.Proxy)
+	}
+	if at.Cipher != "" {
+		fmt.Fprintf(w, "      cipher %s\n", at.Cipher)
+	}
+	if at.Error != "" {
+		fmt.Fprintf(w, "      error: %s\n", oneLine(at.Error))
+	}
+	if !withTranscript {
+		return
+	}
+	if len(at.Transcript) == 0 {
+		fmt.Fprintln(w, "      (no transcript)")
+		return
+	}
+	fmt.Fprintln(w, "      transcript:")
+	for _, l := range at.Transcript {
+		fmt.Fprintf(w, "        %s\n", l)
 	}
 }
 

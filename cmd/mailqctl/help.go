@@ -27,8 +27,9 @@ var commandDocs = []commandDoc{
 			"with their size, age, sender, status, next attempt, recipients left and last reply.",
 		example: "mailqctl list --status deferred --older 1h\nmailqctl list --to @example.com --json | jq -r .id"},
 	{name: "show", args: "ID", summary: "one message: envelope, each recipient's state, every attempt",
-		text:    "Shows one message in detail, with every delivery attempt and the server's replies.",
-		example: "mailqctl show 0000000000000001"},
+		text:    "Shows one message in detail, with every delivery attempt and the server's replies;\n" +
+			"--transcript adds each attempt's SMTP transcript (AUTH redacted, no body).",
+		example: "mailqctl show 0000000000000001 --transcript"},
 	{name: "flush", summary: "every deferred message becomes due now",
 		text:    "Makes every deferred message due now (Postfix: postqueue -f). Held messages stay held.",
 		example: "mailqctl flush"},
