@@ -219,3 +219,23 @@ func typeName(v any) string {
 	}
 	return fmt.Sprintf("%T", v)
 }
+
+// Warnings lists settings that work but that an operator should know
+// about, each naming the route and key: printed by --check-config and
+// logged at start.
+func (c *Config) Warnings() []string {
+	var out []string
+	for _, r := range c.Routes {
+		where := fmt.Sprintf("route %q", r.Name)
+		if r.Password != "" {
+			out = append(out, where+`: key "password" holds the password in the configuration file; prefer "password_file" (mode 0600) or "password_env"`)
+		}
+		if strings.TrimSpace(r.SSLTrust) == "*" && r.SSLCheckServerIdentity != nil && !*r.SSLCheckServerIdentity {
+			out = append(out, where+`: "ssl.trust" = "*" with "ssl.checkserveridentity" = false accepts any certificate for any name: TLS then stops only passive eavesdropping, not an impostor`)
+		}
+		if r.Allow8BitMIME {
+			out = append(out, where+`: key "allow8bitmime" = true has no effect: mailq never rewrites a message body; an 8-bit body goes with BODY=8BITMIME when the server offers it, and unchanged otherwise`)
+		}
+	}
+	return out
+}

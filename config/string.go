@@ -17,6 +17,12 @@ func (c *Config) String() string {
 	shown := *c
 	shown.Routes = make([]Route, len(c.Routes))
 	for i, r := range c.Routes {
+		// Every key, the unset ones with the value that applies.
+		host := r.Host
+		r.Settings = r.Settings.Effective()
+		if r.MX {
+			r.Host = host // an MX route's hosts come from DNS
+		}
 		r.Domains = append([]string(nil), r.Domains...)
 		if r.Password != "" {
 			r.Password = Masked
@@ -41,6 +47,9 @@ func (c *Config) String() string {
 	}
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# mailq effective configuration: %s\n", source)
+	for _, w := range c.Warnings() {
+		fmt.Fprintf(&buf, "# warning: %s\n", w)
+	}
 	enc := toml.NewEncoder(&buf)
 	enc.Indent = ""
 	if err := enc.Encode(shown); err != nil {

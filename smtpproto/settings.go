@@ -122,6 +122,43 @@ func (s *Settings) Timeouts() (connect, read, write time.Duration) {
 	return ms(s.ConnectionTimeout, DefaultConnectTimeout), ms(s.Timeout, DefaultTimeout), ms(s.WriteTimeout, DefaultWriteTimeout)
 }
 
+// Effective returns the settings with every key that has a default but is
+// unset filled with the value that applies (host, port, timeouts in ms,
+// and the booleans whose default depends on nothing), so --check-config
+// can print every key. The result behaves exactly like s.
+func (s Settings) Effective() Settings {
+	t := true
+	yes := func(p **bool, v bool) {
+		if *p == nil {
+			b := v
+			*p = &b
+		}
+	}
+	ms := func(p **int, d time.Duration) {
+		if *p == nil || **p <= 0 {
+			v := int(d / time.Millisecond)
+			*p = &v
+		}
+	}
+	s.Host, s.Port = s.Endpoint()
+	connect, read, write := s.Timeouts()
+	ms(&s.ConnectionTimeout, connect)
+	ms(&s.Timeout, read)
+	ms(&s.WriteTimeout, write)
+	yes(&s.EHLO, t)
+	yes(&s.QuitWait, t)
+	yes(&s.NoopStrict, t)
+	yes(&s.SSLCheckServerIdentity, t)
+	yes(&s.AllowUTF8, t)
+	yes(&s.NTLMv2, t)
+	// Unset, XOAUTH2 is off unless the operator's list names it.
+	yes(&s.AuthXOAuth2Disable, !namesMechanism(&s, mechXOAUTH2))
+	// Unset, auth behaves as false: authenticate when a password source
+	// is set, and never require it.
+	yes(&s.Auth, false)
+	return s
+}
+
 // AllowsUTF8 reports the allowutf8 key (mail.mime.allowutf8). mailq's
 // default is true, unlike JavaMail's false: intake already accepted the
 // message, and SMTPUTF8 (RFC 6531) is sent only for a message whose

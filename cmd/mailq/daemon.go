@@ -192,6 +192,9 @@ func logStart(log zerolog.Logger, cfg *config.Config) {
 	for _, m := range config.ClientMismatch(cfg) {
 		log.Warn().Str("problem", m).Msg("sendmail and mailqctl of users who cannot read the configuration would look elsewhere; fix client.toml beside it")
 	}
+	for _, w := range cfg.Warnings() {
+		log.Warn().Msg("configuration: " + w)
+	}
 }
 
 func configSource(cfg *config.Config) string {

@@ -102,6 +102,9 @@ func runWith(args []string, stdout, stderr io.Writer, interactive func() bool) i
 			return 1
 		}
 		fmt.Fprint(stdout, cfg.String())
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stderr, "mailq: warning: %s\n", w)
+		}
 		return 0
 	}
 
