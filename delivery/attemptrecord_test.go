@@ -49,3 +49,24 @@ func TestConnectionFailureIsRecorded(t *testing.T) {
 		t.Errorf("transcript %q does not record the failure", a.Transcript)
 	}
 }
+
+// TestSessionFailureRecordsWhereItWent: AUTH fails after the connection
+// and EHLO succeeded (auth = true, the server offers no AUTH); the attempt
+// still names the server it reached, the error, and the transcript,
+// instead of reading "(no connection)".
+func TestSessionFailureRecordsWhereItWent(t *testing.T) {
+	srv := newFakeServer(t)
+	route := testRoute("fake", srv.port())
+	route.Settings.Auth, route.Settings.Password = ptr(true), "s3cret"
+	h := newHarness(t, []Route{route}, nil)
+	id := h.enqueue(t, "sender@client.test", "ok-a@fake.test")
+	h.start()
+	m := h.settled(t, id, 1)
+	a := m.Attempts[0]
+	if a.Remote != srv.ln.Addr().String() || !strings.Contains(a.Error, "auth = true but the server does not offer AUTH") {
+		t.Errorf("attempt remote %q error %q; want %s and the AUTH error", a.Remote, a.Error, srv.ln.Addr())
+	}
+	if tr := strings.Join(a.Transcript, "\n"); !strings.Contains(tr, "C: EHLO client.test") || strings.Contains(tr, "s3cret") {
+		t.Errorf("transcript:\n%s", tr)
+	}
+}

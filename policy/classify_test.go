@@ -252,3 +252,15 @@ func sampleResult(n int) *smtpproto.Result {
 	}
 	return res
 }
+
+// TestReplyBeforeEndOfDataRetries: smtpproto's "reply before end of data"
+// (a server that answered before the final dot) retries the accepted
+// recipient with 4.5.0; it is never delivered nor bounced on that reply.
+func TestReplyBeforeEndOfDataRetries(t *testing.T) {
+	res := &smtpproto.Result{Recipients: []smtpproto.RecipientResult{{Address: "a@x.org", Rcpt: rp(250, "2.1.5", "ok")}}}
+	err := &smtpproto.ProtocolError{Host: "mx", Command: ".", Reply: rp(451, "4.5.0", "reply before end of data: the server sent \"554 5.7.1 no\""), Err: errors.New("reply out of turn")}
+	ds := Classify(res, err)
+	if len(ds) != 1 || ds[0].Action != Retry || ds[0].Status != "4.5.0" || !strings.Contains(ds[0].Diagnostic, "reply before end of data") {
+		t.Fatalf("decision %+v, want retry with 4.5.0 naming the early reply", ds)
+	}
+}
