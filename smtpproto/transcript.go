@@ -7,6 +7,7 @@ package smtpproto
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +40,7 @@ func (t *transcript) add(dir, text string) {
 	if len(text) > maxTranscriptLine {
 		text = text[:maxTranscriptLine] + "…"
 	}
-	line := fmt.Sprintf("%s %s: %s", t.now().UTC().Format("15:04:05.000"), dir, text)
+	line := t.now().UTC().Format("15:04:05.000") + " " + dir + ": " + text
 	t.lines = append(t.lines, line)
 	t.bytes += len(line)
 	for t.bytes > maxTranscriptBytes && len(t.lines) > 1 {
@@ -89,7 +90,7 @@ func (t *transcript) server(code int, lines []string) {
 		if i < len(lines)-1 {
 			sep = "-"
 		}
-		t.add("S", fmt.Sprintf("%03d%s%s", code, sep, l))
+		t.add("S", strconv.Itoa(code)+sep+l) // codes are 3 digits (readReply)
 	}
 }
 
