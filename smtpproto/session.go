@@ -147,9 +147,7 @@ func (c *Conn) Session() Session {
 	if c.path.via != "" && c.path.via != "dial hook" {
 		s.Proxy = c.path.via
 	}
-	if c.tls != nil {
-		s.Cipher = tls.CipherSuiteName(c.tls.CipherSuite)
-	}
+	s.Cipher = c.TLSCipher()
 	return s
 }
 
