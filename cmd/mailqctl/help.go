@@ -27,7 +27,7 @@ var commandDocs = []commandDoc{
 			"with their size, age, sender, status, next attempt, recipients left and last reply.",
 		example: "mailqctl list --status deferred --older 1h\nmailqctl list --to @example.com --json | jq -r .id"},
 	{name: "show", args: "ID", summary: "one message: envelope, each recipient's state, every attempt",
-		text:    "Shows one message in detail, with every delivery attempt and the server's replies;\n" +
+		text: "Shows one message in detail, with every delivery attempt and the server's replies;\n" +
 			"--transcript adds each attempt's SMTP transcript (AUTH redacted, no body).",
 		example: "mailqctl show 0000000000000001 --transcript"},
 	{name: "flush", summary: "every deferred message becomes due now",
