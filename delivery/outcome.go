@@ -71,6 +71,7 @@ func (e *Engine) complete(run *leaseRun) {
 	for _, dc := range all {
 		outcomes = append(outcomes, toOutcome(dc.decision))
 	}
+	e.annotateOutcomes(outcomes, all)
 	attempt := attemptRecord(l, run.results, m.Attempts)
 	if err := e.store.RecordOutcome(l, attempt, outcomes); err != nil {
 		lvl := e.log.Error()

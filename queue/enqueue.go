@@ -30,6 +30,9 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 	if err != nil {
 		return "", fmt.Errorf("queue: enqueue: reading the message body failed, nothing was stored: %w", err)
 	}
+	if env.MessageID == "" && s.opts.MessageIDOf != nil && len(chunks) > 0 {
+		env.MessageID = s.opts.MessageIDOf(chunks[0])
+	}
 	var id ID
 	err = s.write(size, func(tx *bolt.Tx, d *delta) error {
 		msgs := tx.Bucket(bucketMsgs)
@@ -40,15 +43,16 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 		id = formatID(seq)
 		now := s.now()
 		r := &record{Message: Message{
-			ID:       id,
-			Sender:   env.Sender,
-			Size:     size,
-			Arrival:  now,
-			EnvID:    env.EnvID,
-			Ret:      env.Ret,
-			SMTPUTF8: env.SMTPUTF8,
-			EightBit: eightBit,
-			Source:   env.Source,
+			ID:        id,
+			Sender:    env.Sender,
+			Size:      size,
+			Arrival:   now,
+			EnvID:     env.EnvID,
+			Ret:       env.Ret,
+			SMTPUTF8:  env.SMTPUTF8,
+			EightBit:  eightBit,
+			Source:    env.Source,
+			MessageID: env.MessageID,
 		}, Chunks: len(chunks)}
 		for _, rc := range env.Recipients {
 			r.Recipients = append(r.Recipients, Recipient{
@@ -68,7 +72,10 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 			return err
 		}
 		d.signal = true
-		return save(tx, r, d)
+		if err := save(tx, r, d); err != nil {
+			return err
+		}
+		return s.journal(tx, d, Change{Kind: ChangeArrived, Time: now, Message: r.public()})
 	})
 	if err != nil {
 		return "", fmt.Errorf("queue: enqueue: %w", err)

@@ -164,7 +164,13 @@ func (s *Store) RecordOutcome(l Lease, a Attempt, outcomes []Outcome) error {
 		if r.status() == StatusDone {
 			r.Finished = now
 		}
-		return save(tx, r, d)
+		if err := save(tx, r, d); err != nil {
+			return err
+		}
+		if err := suppressFromOutcomes(tx, r, &a, outcomes, now); err != nil {
+			return err
+		}
+		return s.journal(tx, d, Change{Kind: ChangeOutcome, Time: now, Message: r.public(), Attempt: &a, Outcomes: outcomes})
 	})
 	if errors.Is(err, ErrLeaseLost) {
 		return fmt.Errorf("queue: record outcome for %s: %w", id, ErrLeaseLost)
