@@ -150,6 +150,7 @@ type WebhookStatus struct {
 	Name        string    `json:"name"`
 	URL         string    `json:"url"`
 	Events      []Type    `json:"events,omitempty"` // empty: every type
+	Running     bool      `json:"running"`          // its cursor is loaded and it is posting
 	Cursor      uint64    `json:"cursor"`           // every event up to this id is done
 	Pending     uint64    `json:"pending"`          // events after the cursor
 	InFlight    int       `json:"in_flight"`        // read and not yet acknowledged
@@ -168,7 +169,7 @@ func (p *Poster) Status() []WebhookStatus {
 	for _, h := range p.hooks {
 		h.mu.Lock()
 		st := h.st
-		st.Cursor = h.acked
+		st.Cursor, st.Running = h.acked, h.started
 		st.InFlight = len(h.order)
 		h.mu.Unlock()
 		st.Name, st.URL = h.w.Name, redact(h.w.URL)
