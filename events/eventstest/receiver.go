@@ -39,6 +39,7 @@ type Receiver struct {
 
 	mu       sync.Mutex
 	down     bool
+	delay    time.Duration // before answering each request
 	posts    int            // requests answered 2xx
 	refused  int            // requests answered 503 while down
 	got      []events.Event // every acknowledged event, in arrival order (duplicates too)
@@ -76,6 +77,13 @@ func NewHTTPS(t testing.TB, secret []byte) *Receiver {
 	return r
 }
 
+// SetDelay makes the receiver wait d before answering each request.
+func (r *Receiver) SetDelay(d time.Duration) {
+	r.mu.Lock()
+	r.delay = d
+	r.mu.Unlock()
+}
+
 // SetDown makes the receiver answer 503 (true) or accept again (false).
 func (r *Receiver) SetDown(down bool) {
 	r.mu.Lock()
@@ -85,6 +93,10 @@ func (r *Receiver) SetDown(down bool) {
 
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(req.Body)
+	r.mu.Lock()
+	delay := r.delay
+	r.mu.Unlock()
+	time.Sleep(delay)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer func() {
