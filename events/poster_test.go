@@ -17,7 +17,7 @@ import (
 	"mailq/queue"
 )
 
-func openStore(t *testing.T) *queue.Store {
+func openStore(t testing.TB) *queue.Store {
 	t.Helper()
 	s, err := queue.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{Journal: events.Journal, MessageIDOf: events.MessageIDOf})
 	if err != nil {
@@ -64,7 +64,7 @@ func makeTraffic(t *testing.T, s *queue.Store, n int) int {
 	return 4 * n
 }
 
-func runPoster(t *testing.T, opts events.PosterOptions) (*events.Poster, func()) {
+func runPoster(t testing.TB, opts events.PosterOptions) (*events.Poster, func()) {
 	t.Helper()
 	if opts.RetryInitial == 0 {
 		opts.RetryInitial, opts.RetryMax = 10*time.Millisecond, 100*time.Millisecond
@@ -233,7 +233,7 @@ func TestPosterResumesAtItsCursor(t *testing.T) {
 	}
 }
 
-func eventually(t *testing.T, cond func() bool) {
+func eventually(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {

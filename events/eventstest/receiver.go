@@ -143,6 +143,13 @@ func (r *Receiver) Received() []events.Event {
 	return append([]events.Event(nil), r.got...)
 }
 
+// Count is how many events were acknowledged, duplicates included.
+func (r *Receiver) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
 // Distinct returns the acknowledged events once each, by id, and how many
 // repeats there were.
 func (r *Receiver) Distinct() (byID map[uint64]events.Event, duplicates int) {
