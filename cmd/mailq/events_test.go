@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -323,9 +324,68 @@ secret_file = %q
 	eventually(t, 30*time.Second, "a message after remove to reach the sink", func() (bool, string) {
 		return sink.rcptsTo("gone@dest.test") == before+1, fmt.Sprint(sink.rcptsTo("gone@dest.test"))
 	})
+	if out := mustCtl(t, cfg, "", "events", "--since", "1h"); strings.Count(out, "\n") != len(ctlEvents(t, cfg)) || !strings.Contains(out, "bounced") {
+		t.Errorf("events --since 1h does not print the whole log:\n%s", out)
+	}
+	if out := mustCtl(t, cfg, "", "events", "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)); out != "" {
+		t.Errorf("events --since an hour ahead printed %q", out)
+	}
+	followEvents(t, cfg, func() string { return send("follow@dest.test") })
 	mustCtl(t, cfg, "", "suppression", "add", "manual@dest.test", "--reason", "asked to stop")
 	if out := mustCtl(t, cfg, "", "suppression", "list"); !strings.Contains(out, "manual@dest.test") || !strings.Contains(out, "asked to stop") {
 		t.Errorf("suppression list after add: %q", out)
+	}
+}
+
+// followEvents runs `mailqctl events --follow --json`, makes a message
+// with makeMessage, waits for its queued and delivered events on the
+// stream, then interrupts mailqctl, which must exit 0.
+func followEvents(t *testing.T, cfg string, makeMessage func() string) {
+	t.Helper()
+	cmd := exec.Command(buildMailqctl(t), "events", "--follow", "--json")
+	cmd.Env = append(os.Environ(), "MAILQ_CONFIG="+cfg)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan events.Event, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var e events.Event
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				lines <- e
+			}
+		}
+		close(lines)
+	}()
+	time.Sleep(300 * time.Millisecond) // let it connect: --follow starts at the end of the log
+	id := makeMessage()
+	var got []string
+	timeout := time.After(30 * time.Second)
+	for len(got) < 2 {
+		select {
+		case e, ok := <-lines:
+			if !ok {
+				t.Fatalf("events --follow ended; got %v", got)
+			}
+			if e.QueueID == id {
+				got = append(got, string(e.Type))
+			}
+		case <-timeout:
+			t.Fatalf("events --follow: saw %v for %s within 30s, want queued and delivered", got, id)
+		}
+	}
+	if fmt.Sprint(got) != "[queued delivered]" {
+		t.Errorf("events --follow for %s: %v", id, got)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("events --follow after SIGINT: %v, want exit 0", err)
 	}
 }
 
