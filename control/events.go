@@ -38,12 +38,12 @@ type SuppressionAdd struct {
 // streams ends long-lived streams (events --follow) when the server shuts
 // down, so they do not hold its drain for shutdownWait.
 type streams struct {
-	once sync.Once
-	done chan struct{}
+	once, closed sync.Once
+	done         chan struct{}
 }
 
 func (st *streams) init()  { st.once.Do(func() { st.done = make(chan struct{}) }) }
-func (st *streams) close() { st.init(); close(st.done) }
+func (st *streams) close() { st.init(); st.closed.Do(func() { close(st.done) }) }
 
 func (s *Server) eventRoutes() {
 	s.streams.init()

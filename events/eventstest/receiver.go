@@ -39,7 +39,7 @@ type Receiver struct {
 
 	mu       sync.Mutex
 	down     bool
-	delay    time.Duration // before answering each request
+	delay    time.Duration  // before answering each request
 	posts    int            // requests answered 2xx
 	refused  int            // requests answered 503 while down
 	got      []events.Event // every acknowledged event, in arrival order (duplicates too)
