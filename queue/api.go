@@ -119,8 +119,9 @@ type Message struct {
 	HeldFor time.Duration `json:"held_for_ns"`
 	// DelayWarned is set once a delay warning (RFC 3464 Action: delayed) was queued.
 	DelayWarned bool      `json:"delay_warned"`
-	Finished    time.Time `json:"finished,omitzero"`    // when the last recipient became done
-	MessageID   string    `json:"message_id,omitempty"` // the Message-ID header field, for events
+	Finished    time.Time `json:"finished,omitzero"` // when the last recipient became done
+	// MessageID is the Message-ID header field, for events.
+	MessageID string `json:"message_id,omitempty"`
 }
 
 // Decision is what happens to one recipient after an attempt.

@@ -43,17 +43,17 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 		id = formatID(seq)
 		now := s.now()
 		r := &record{Message: Message{
-			ID:        id,
-			Sender:    env.Sender,
-			Size:      size,
-			Arrival:   now,
-			EnvID:     env.EnvID,
-			Ret:       env.Ret,
-			SMTPUTF8:  env.SMTPUTF8,
-			EightBit:  eightBit,
-			Source:    env.Source,
-			MessageID: env.MessageID,
+			ID:       id,
+			Sender:   env.Sender,
+			Size:     size,
+			Arrival:  now,
+			EnvID:    env.EnvID,
+			Ret:      env.Ret,
+			SMTPUTF8: env.SMTPUTF8,
+			EightBit: eightBit,
+			Source:   env.Source,
 		}, Chunks: len(chunks)}
+		r.MessageID = env.MessageID
 		for _, rc := range env.Recipients {
 			r.Recipients = append(r.Recipients, Recipient{
 				Address: rc.Address, Notify: rc.Notify, ORCPT: rc.ORCPT,

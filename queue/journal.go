@@ -9,6 +9,9 @@ package queue
 //
 //	events   uint64 seq → uint64 time ns ‖ payload (opaque to the queue)
 //	cursors  name → uint64 seq (how far a consumer, e.g. a webhook, got)
+//
+// Both buckets are created by their first write; readers treat a missing
+// one as empty, so a store from before the journal opens unchanged.
 
 import (
 	"encoding/binary"
