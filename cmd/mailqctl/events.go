@@ -180,3 +180,21 @@ func (a *app) cmdSuppression(args []string) error {
 	}
 	return usagef("unknown suppression subcommand %q: use list, add, remove or check", sub)
 }
+
+// The help of the commands in this file (help.go's table).
+func init() {
+	commandDocs = append(commandDocs,
+		commandDoc{name: "events", summary: "the delivery events: arrivals and per-recipient outcomes (--follow: keep watching)",
+			text: "Prints the stored delivery events (queued, delivered, deferred, bounced, expired, delayed, deleted),\n" +
+				"one line each, or with --json exactly as they are posted to webhooks (docs/events.md).",
+			example: "mailqctl events --since 30m\nmailqctl events --follow --json | jq 'select(.type == \"bounced\")'"},
+		commandDoc{name: "webhooks", summary: "each webhook: events pending, posts, failures, last error",
+			text:    "Shows each [[webhook]]: its cursor, the events pending and in flight, posts, failed tries, events\ngiven up after max_age, and the last error.",
+			example: "mailqctl webhooks"},
+		commandDoc{name: "suppression", args: "list|add ADDR|remove ADDR|check ADDR",
+			summary: "the suppression list of addresses a server called nonexistent",
+			text: "Lists, adds, removes or checks addresses on the suppression list: mail to them is bounced\n" +
+				"without contacting a server (or refused at RCPT with refuse_at_rcpt). check exits 1 when the\naddress is not on the list.",
+			example: "mailqctl suppression check user@example.com\nmailqctl suppression remove user@example.com"},
+	)
+}
