@@ -35,6 +35,10 @@ type Config struct {
 	// per-domain TLS requirements.
 	MX          MX          `toml:"mx"`
 	TLSPolicies []TLSPolicy `toml:"tls_policy"`
+	// Webhooks receive delivery events; Suppression is the suppression
+	// list (webhooks.go).
+	Webhooks    []Webhook   `toml:"webhook"`
+	Suppression Suppression `toml:"suppression"`
 
 	// Path is the file this was loaded from ("" = embedded defaults only).
 	Path string `toml:"-"`

@@ -373,3 +373,39 @@ func TestMXConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestWebhookAndSuppressionConfig(t *testing.T) {
+	cfg, err := Parse([]byte(`
+[[webhook]]
+url = "https://user:pw@app.example/hook"
+events = ["bounced"]
+[suppression]
+ttl = "24h"
+refuse_at_rcpt = true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := cfg.Webhooks[0]
+	if w.Timeout.Duration != 10*time.Second || w.MaxAge.Duration != 24*time.Hour || w.Workers != 4 {
+		t.Errorf("webhook defaults = %+v", w)
+	}
+	if s := cfg.Suppression; !s.Enabled || s.TTL.Duration != 24*time.Hour || !s.RefuseAtRcpt || len(s.Codes) == 0 {
+		t.Errorf("suppression = %+v", s)
+	}
+	if out := cfg.String(); strings.Contains(out, "pw@") {
+		t.Errorf("String() shows the webhook URL's password:\n%s", out)
+	}
+	for _, bad := range []struct{ text, want string }{
+		{"[[webhook]]\nurl = \"ftp://x\"\n", `"url" must be an http:// or https:// URL`},
+		{"[[webhook]]\nurl = \"http://x\"\nevents = [\"opened\"]\n", `unknown event type "opened"`},
+		{"[[webhook]]\nurl = \"http://x\"\n[[webhook]]\nurl = \"http://x\"\n", "same name"},
+		{"[[webhook]]\nurl = \"http://x\"\nworkers = 0\n", `"workers" must be at least 1`},
+		{"[suppression]\nttl = \"0s\"\n", `"ttl" must be a positive duration`},
+		{"[[webhook]]\nurl = \"http://x\"\nsecret = \"s\"\n", "unknown"},
+	} {
+		if _, err := Parse([]byte(bad.text)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("Parse(%q) = %v, want an error containing %q", bad.text, err, bad.want)
+		}
+	}
+}

@@ -72,7 +72,8 @@ func Default() *Config {
 			HostDownMax: D(time.Hour),
 			MTASTS:      true,
 		},
-		Submission: []Submission{DefaultSubmission("127.0.0.1:2525")},
+		Submission:  []Submission{DefaultSubmission("127.0.0.1:2525")},
+		Suppression: DefaultSuppression(),
 		Routes: []Route{{
 			Settings: smtpproto.Settings{
 				Name:    "default",

@@ -53,6 +53,8 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		"[[route]]":      reflect.TypeOf(Route{}),
 		"[mx]":           reflect.TypeOf(MX{}),
 		"[[tls_policy]]": reflect.TypeOf(TLSPolicy{}),
+		"[[webhook]]":    reflect.TypeOf(Webhook{}),
+		"[suppression]":  reflect.TypeOf(Suppression{}),
 	}
 	for section, typ := range sections {
 		for key, f := range fieldsByTag(typ) {

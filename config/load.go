@@ -80,6 +80,12 @@ func Parse(text []byte) (*Config, error) {
 			cfg.Submission[i] = DefaultSubmission("")
 		}
 	}
+	if hooks, ok := raw["webhook"]; ok {
+		cfg.Webhooks = make([]Webhook, len(tables(hooks)))
+		for i := range cfg.Webhooks {
+			cfg.Webhooks[i] = DefaultWebhook()
+		}
+	}
 	if _, ok := raw["route"]; ok {
 		n := len(tables(raw["route"]))
 		cfg.Routes = make([]Route, n)

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 
 	"github.com/BurntSushi/toml"
 )
@@ -40,6 +41,13 @@ func (c *Config) String() string {
 			"delay_warning": p.DelayWarning.String(),
 		}
 		shown.Routes[i] = r
+	}
+	shown.Webhooks = make([]Webhook, len(c.Webhooks))
+	for i, w := range c.Webhooks {
+		if u, err := url.Parse(w.URL); err == nil {
+			w.URL = u.Redacted() // user:password@ in a URL is a secret too
+		}
+		shown.Webhooks[i] = w
 	}
 	source := "embedded defaults"
 	if c.Path != "" {

@@ -77,6 +77,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateSubmissions()...)
 	errs = append(errs, c.validateRoutes()...)
 	errs = append(errs, c.validateMX()...)
+	errs = append(errs, c.validateWebhooks()...)
 	return errors.Join(errs...)
 }
 

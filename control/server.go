@@ -14,7 +14,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"mailq/events"
 	"mailq/queue"
+	"mailq/suppression"
 )
 
 // ServerOptions configures a Server.
@@ -35,12 +37,17 @@ type ServerOptions struct {
 	Authorize func(Peer) error
 	// Now is the clock for Received: lines; nil means time.Now.
 	Now func() time.Time
+	// Webhooks reports the webhooks' state; nil answers an empty list.
+	Webhooks func() []events.WebhookStatus
+	// Suppression is the suppression list; nil answers 501.
+	Suppression *suppression.List
 }
 
 // Server is the control API.
 type Server struct {
-	opts ServerOptions
-	mux  *http.ServeMux
+	opts    ServerOptions
+	mux     *http.ServeMux
+	streams streams // events --follow (events.go)
 }
 
 // NewServer returns a Server; call Serve to listen, or use Handler directly.
@@ -100,6 +107,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 		ConnContext:       connContext,
 		ReadHeaderTimeout: 30 * time.Second,
 	}
+	srv.RegisterOnShutdown(s.streams.close)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

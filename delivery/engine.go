@@ -12,6 +12,7 @@ import (
 
 	"mailq/queue"
 	"mailq/smtpproto"
+	"mailq/suppression"
 )
 
 // Defaults used when an Options field is zero (docs/configuration.md [delivery]).
@@ -57,6 +58,10 @@ type Options struct {
 	// MX configures the routes with mx = true (resolver, host-down memory,
 	// TLS policies, MTA-STS).
 	MX MXOptions
+	// Suppression, when set, bounces recipients on the suppression list
+	// without contacting a server and adds addresses a server said do not
+	// exist (delivery/suppression.go).
+	Suppression *suppression.List
 }
 
 // Engine drains the queue. Create it with New, start it with Run.

@@ -70,6 +70,7 @@ func (e *Engine) complete(run *leaseRun) {
 	for _, dc := range all {
 		outcomes = append(outcomes, toOutcome(dc.decision))
 	}
+	e.annotateOutcomes(outcomes, all)
 	attempts := attemptRecords(l, run.results, m.Attempts)
 	if err := e.store.RecordAttempts(l, attempts, outcomes); err != nil {
 		lvl := e.log.Error()

@@ -83,13 +83,18 @@ func (e *Engine) start(ctx context.Context, l queue.Lease) {
 	e.mu.Unlock()
 	byRoute := make(map[partKey]*part)
 	var order []*part
-	var unrouted []queue.Recipient
+	var unrouted, suppressed []queue.Recipient
+	onList := e.suppressedNow(l)
 	for _, rc := range l.Message.Recipients {
 		if !leased[rc.Address] {
 			continue
 		}
 		delete(leased, rc.Address) // a duplicate address goes once
 		r := rt.lookup(rc.Address)
+		if _, ok := onList[rc.Address]; ok && e.suppressedApplies(r) {
+			suppressed = append(suppressed, rc)
+			continue
+		}
 		if r == nil {
 			unrouted = append(unrouted, rc)
 			continue
@@ -110,6 +115,9 @@ func (e *Engine) start(ctx context.Context, l queue.Lease) {
 	if len(unrouted) > 0 {
 		run.left++
 	}
+	if len(suppressed) > 0 {
+		run.left++
+	}
 	if run.left == 0 {
 		// Nothing leased matched the message (cannot happen with a
 		// consistent store); complete the lease so nothing stays in flight.
@@ -119,6 +127,9 @@ func (e *Engine) start(ctx context.Context, l queue.Lease) {
 	}
 	if len(unrouted) > 0 {
 		run.finishPart(e, nil, noRouteResult(unrouted, e.opts.Now()))
+	}
+	if len(suppressed) > 0 {
+		run.finishPart(e, nil, suppressedResult(suppressed, onList, e.opts.Now()))
 	}
 	for _, p := range order {
 		e.enqueuePart(ctx, p)

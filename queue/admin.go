@@ -124,6 +124,9 @@ func (s *Store) MakeDueEach(ids []ID) []error {
 // sent. A lease on one is lost: its RecordOutcome returns ErrLeaseLost.
 func (s *Store) DeleteEach(ids []ID) []error {
 	return s.modifyEach("delete", ids, func(tx *bolt.Tx, r *record, d *delta) error {
+		if err := s.journal(tx, d, Change{Kind: ChangeDeleted, Time: s.now(), Message: r.public()}); err != nil {
+			return err
+		}
 		return remove(tx, r, d)
 	})
 }
@@ -144,7 +147,10 @@ func (s *Store) Delete(id ID) error { return s.DeleteEach([]ID{id})[0] }
 func (s *Store) SetDelayWarned(id ID) error {
 	return s.modifyEach("set delay-warned on", []ID{id}, func(tx *bolt.Tx, r *record, d *delta) error {
 		r.DelayWarned = true
-		return save(tx, r, d)
+		if err := save(tx, r, d); err != nil {
+			return err
+		}
+		return s.journal(tx, d, Change{Kind: ChangeDelayWarned, Time: s.now(), Message: r.public()})
 	})[0]
 }
 

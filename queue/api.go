@@ -60,6 +60,9 @@ type Envelope struct {
 	Ret        string          `json:"ret,omitempty"`   // "", "FULL" or "HDRS"
 	SMTPUTF8   bool            `json:"smtputf8,omitempty"`
 	Source     string          `json:"source,omitempty"` // intake path: "smtp", "control", "sendmail", "maildrop", "dsn"
+	// MessageID is the Message-ID header field; when empty, Enqueue asks
+	// Options.MessageIDOf for it.
+	MessageID string `json:"message_id,omitempty"`
 }
 
 // Recipient is a recipient with its delivery state.
@@ -123,6 +126,8 @@ type Message struct {
 	// DelayWarned is set once a delay warning (RFC 3464 Action: delayed) was queued.
 	DelayWarned bool      `json:"delay_warned"`
 	Finished    time.Time `json:"finished,omitzero"` // when the last recipient became done
+	// MessageID is the Message-ID header field, for events.
+	MessageID string `json:"message_id,omitempty"`
 }
 
 // Decision is what happens to one recipient after an attempt.
@@ -144,6 +149,12 @@ type Outcome struct {
 	// (e.g. a 452 too-many-recipients split); Lease already counted one.
 	// Reserved: RecordOutcome currently ignores it.
 	CountsAsAttempt bool
+	// Cause refines a bounce for the journal: "" (the server or the
+	// policy refused), "expired", "operator" or "suppressed".
+	Cause string
+	// Suppress adds the recipient to the suppression list, with Reply, in
+	// the transaction that records the outcome.
+	Suppress bool
 }
 
 // Lease is a message handed to a worker. Lease has already recorded the
@@ -193,6 +204,12 @@ type Options struct {
 	// and with Done at the end. A rebuild reads every record, so it takes
 	// time proportional to the queue; the caller logs it. It must not block.
 	OnRebuild func(RebuildProgress)
+	// Journal, when set, turns each change into events stored in the same
+	// transaction (journal.go).
+	Journal Journal
+	// MessageIDOf, when set, finds the Message-ID in the first body chunk
+	// for an envelope that does not carry it.
+	MessageIDOf func(head []byte) string
 }
 
 // RebuildProgress reports an index rebuild at Open.

@@ -35,6 +35,9 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 	if err != nil {
 		return "", fmt.Errorf("queue: enqueue: reading the message body failed, nothing was stored: %w", err)
 	}
+	if env.MessageID == "" && s.opts.MessageIDOf != nil && len(chunks) > 0 {
+		env.MessageID = s.opts.MessageIDOf(chunks[0])
+	}
 	var id ID
 	err = s.write(size, func(tx *bolt.Tx, d *delta) error {
 		msgs := tx.Bucket(bucketMsgs)
@@ -55,6 +58,7 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 			EightBit: eightBit,
 			Source:   env.Source,
 		}, Chunks: len(chunks)}
+		r.MessageID = env.MessageID
 		for _, rc := range env.Recipients {
 			r.Recipients = append(r.Recipients, Recipient{
 				Address: rc.Address, Notify: rc.Notify, ORCPT: rc.ORCPT,
@@ -73,7 +77,10 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 			return err
 		}
 		d.signal = true
-		return save(tx, r, d)
+		if err := save(tx, r, d); err != nil {
+			return err
+		}
+		return s.journal(tx, d, Change{Kind: ChangeArrived, Time: now, Message: r.public()})
 	})
 	if err != nil {
 		return "", fmt.Errorf("queue: enqueue: %w", err)

@@ -15,6 +15,7 @@ type delta struct {
 	damaged int
 	found   []damage // records set aside as damaged, reported after commit
 	signal  bool
+	events  bool // events were stored (journal.go)
 	// outcome totals, in recipients
 	delivered, bounced, deferred int64
 }
@@ -53,6 +54,9 @@ func (s *Store) apply(d *delta) {
 	s.deferredTotal.Add(d.deferred)
 	if d.signal {
 		s.signal()
+	}
+	if d.events {
+		s.events.fire()
 	}
 }
 

@@ -179,7 +179,14 @@ func (s *Store) RecordAttempts(l Lease, attempts []Attempt, outcomes []Outcome) 
 		if r.status() == StatusDone {
 			r.Finished = now
 		}
-		return save(tx, r, d)
+		if err := save(tx, r, d); err != nil {
+			return err
+		}
+		c := Change{Kind: ChangeOutcome, Time: now, Message: r.public(), Attempts: done, Outcomes: outcomes}
+		if err := suppressFromOutcomes(tx, r, c, now); err != nil {
+			return err
+		}
+		return s.journal(tx, d, c)
 	})
 	if errors.Is(err, ErrLeaseLost) {
 		return fmt.Errorf("queue: record outcome for %s: %w", id, ErrLeaseLost)

@@ -68,6 +68,8 @@ type Store struct {
 	counts  map[Status]int // messages by status, kept in step with commits
 	damaged int
 
+	events eventSignal // fired after commits that stored events (journal.go)
+
 	deliveredTotal atomic.Int64
 	bouncedTotal   atomic.Int64
 	deferredTotal  atomic.Int64

@@ -35,6 +35,9 @@ type Options struct {
 	Store          *queue.Store
 	Logger         zerolog.Logger
 	Now            func() time.Time // default time.Now
+	// RefuseRecipient, when set, is asked at each RCPT; refuse makes the
+	// reply 550 5.1.1 with reason (the suppression list's refuse_at_rcpt).
+	RefuseRecipient func(addr string) (reason string, refuse bool)
 }
 
 // Listener is a bound SMTP submission listener.

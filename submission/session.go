@@ -140,6 +140,11 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if utf && !s.utf8 {
 		return errNeedsUTF8
 	}
+	if f := s.l.opts.RefuseRecipient; f != nil {
+		if reason, refuse := f(to); refuse {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: reason}
+		}
+	}
 	spec := queue.RecipientSpec{Address: to}
 	if opts != nil {
 		var notify []string

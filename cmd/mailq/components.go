@@ -30,6 +30,7 @@ type components struct {
 
 	delivery *delivery.Engine
 	maildrop *intake.Maildrop
+	events   *eventParts // webhooks and the suppression list (events.go)
 
 	intake       sync.WaitGroup // submission listeners, maildrop, control
 	delivered    chan error     // delivery.Run's result
@@ -57,7 +58,12 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 		}
 	}()
 
-	engine, err := delivery.New(delivery.OptionsFromConfig(cfg, store, log.With().Str("component", "delivery").Logger()))
+	if c.events, err = newEventParts(cfg, store, log); err != nil {
+		return nil, err
+	}
+	dopts := delivery.OptionsFromConfig(cfg, store, log.With().Str("component", "delivery").Logger())
+	dopts.Suppression = c.events.forDelivery()
+	engine, err := delivery.New(dopts)
 	if err != nil {
 		return nil, fmt.Errorf("delivery: %w", err)
 	}
@@ -68,6 +74,7 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 		if err != nil {
 			return nil, err
 		}
+		opts.RefuseRecipient = c.events.refuseAtRCPT(engine)
 		l, err := submission.New(opts)
 		if err != nil {
 			return nil, fmt.Errorf("[[submission]] %s: %w", sc.Listen, err)
@@ -98,6 +105,8 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 		Bounce: func(_ context.Context, id queue.ID) error {
 			return engine.BounceNow([]queue.ID{id})
 		},
+		Webhooks:    c.events.poster.Status,
+		Suppression: c.events.list,
 	})
 	ln, err := ctl.Listen(cfg.Control.Socket, cfg.Control.SocketGroup)
 	if err != nil {
@@ -128,6 +137,7 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 		purgeLoop(intakeCtx, store, purgeEvery, log.With().Str("component", "purge").Logger())
 	}()
 	go func() { c.delivered <- engine.Run(deliveryCtx) }()
+	c.events.start(store)
 	return c, nil
 }
 
@@ -203,6 +213,7 @@ func (c *components) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("delivery: %w", ctx.Err()))
 	}
+	c.events.shutdown() // after delivery: its last outcomes' events get a chance to go out
 	if c.metricsServer != nil {
 		if err := c.metricsServer.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("metrics server: %w", err))

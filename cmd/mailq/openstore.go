@@ -59,7 +59,7 @@ func openStore(path string, cfg *config.Config, signals <-chan os.Signal, log ze
 	done := make(chan opened, 1)
 	log.Debug().Str("queue", path).Msg("opening the queue")
 	go func() {
-		s, err := queue.Open(path, opts)
+		s, err := queue.Open(path, storeJournal(opts)) // events (events.go)
 		done <- opened{s, err}
 	}()
 	for {

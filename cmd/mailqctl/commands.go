@@ -20,16 +20,19 @@ var commands map[string]func(*app, []string) error
 
 func init() {
 	commands = map[string]func(*app, []string) error{
-		"list":    (*app).cmdList,
-		"show":    (*app).cmdShow,
-		"flush":   (*app).cmdFlush,
-		"retry":   func(a *app, args []string) error { return a.cmdAction("retry", args) },
-		"hold":    func(a *app, args []string) error { return a.cmdAction("hold", args) },
-		"release": func(a *app, args []string) error { return a.cmdAction("release", args) },
-		"delete":  func(a *app, args []string) error { return a.cmdAction("delete", args) },
-		"bounce":  func(a *app, args []string) error { return a.cmdAction("bounce", args) },
-		"stats":   (*app).cmdStats,
-		"enqueue": (*app).cmdEnqueue,
+		"list":        (*app).cmdList,
+		"show":        (*app).cmdShow,
+		"flush":       (*app).cmdFlush,
+		"retry":       func(a *app, args []string) error { return a.cmdAction("retry", args) },
+		"hold":        func(a *app, args []string) error { return a.cmdAction("hold", args) },
+		"release":     func(a *app, args []string) error { return a.cmdAction("release", args) },
+		"delete":      func(a *app, args []string) error { return a.cmdAction("delete", args) },
+		"bounce":      func(a *app, args []string) error { return a.cmdAction("bounce", args) },
+		"stats":       (*app).cmdStats,
+		"enqueue":     (*app).cmdEnqueue,
+		"events":      (*app).cmdEvents,      // events.go
+		"webhooks":    (*app).cmdWebhooks,    // events.go
+		"suppression": (*app).cmdSuppression, // events.go
 	}
 }
 
