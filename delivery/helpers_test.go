@@ -176,6 +176,23 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// waitForCount waits until count() reaches want, failing only when it
+// makes no progress for 10 s: a loaded machine (CI under -race) is slower,
+// a stuck delivery still fails.
+func waitForCount(t testing.TB, what string, want int, count func() int) {
+	t.Helper()
+	last, lastChange := count(), time.Now()
+	for last < want {
+		if time.Since(lastChange) > 10*time.Second {
+			t.Fatalf("timed out waiting for %s: %d of %d after 10 s without progress", what, last, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+		if n := count(); n != last {
+			last, lastChange = n, time.Now()
+		}
+	}
+}
+
 // settled waits until every recipient of id has been tried at least
 // attempts times and no attempt is in flight, and returns the message.
 func (h *harness) settled(t testing.TB, id queue.ID, attempts int) *queue.Message {
