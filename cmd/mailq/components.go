@@ -144,18 +144,20 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 // submissionOptions maps one [[submission]] table to the listener's options.
 func submissionOptions(cfg *config.Config, sc config.Submission, store *queue.Store, log zerolog.Logger) (submission.Options, error) {
 	opts := submission.Options{
-		Listen:         sc.Listen,
-		ImplicitTLS:    sc.ImplicitTLS,
-		AuthFile:       sc.AuthFile,
-		RequireAuth:    sc.RequireAuth,
-		RequireTLS:     sc.RequireTLS,
-		MaxConns:       sc.MaxConns,
-		MaxRecipients:  sc.MaxRecipients,
-		MaxMessageSize: cfg.MaxMessageSize,
-		Timeout:        sc.Timeout.Duration,
-		Hostname:       cfg.Hostname,
-		Store:          store,
-		Logger:         log.With().Str("component", "submission").Str("listen", sc.Listen).Logger(),
+		Listen:          sc.Listen,
+		ImplicitTLS:     sc.ImplicitTLS,
+		AuthFile:        sc.AuthFile,
+		RequireAuth:     sc.RequireAuth,
+		RequireTLS:      sc.RequireTLS,
+		MaxConns:        sc.MaxConns,
+		MaxConnsPerIP:   sc.MaxConnsPerIP,
+		TransferTimeout: sc.TransferTimeout.Duration,
+		MaxRecipients:   sc.MaxRecipients,
+		MaxMessageSize:  cfg.MaxMessageSize,
+		Timeout:         sc.Timeout.Duration,
+		Hostname:        cfg.Hostname,
+		Store:           store,
+		Logger:          log.With().Str("component", "submission").Str("listen", sc.Listen).Logger(),
 	}
 	if sc.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(sc.TLSCertFile, sc.TLSKeyFile)
