@@ -22,6 +22,7 @@ type MaildropOptions struct {
 	Dir            string       // the maildrop; tmp/, new/ and failed/ are created inside
 	Store          *queue.Store // where taken messages go
 	MaxMessageSize int64        // bytes of message (after the envelope lines); <= 0 = no limit
+	MaxRecipients  int          // 0 = DefaultMaxRecipients
 	Hostname       string       // for the Received: line
 	PollInterval   time.Duration
 	Logger         zerolog.Logger
@@ -266,10 +267,14 @@ func (m *Maildrop) enqueueFile(path, name string) (queue.ID, error) {
 	if err := ValidateEnvelope(&env); err != nil {
 		return "", bad(err)
 	}
+	limits := Limits{MaxMessageSize: m.opts.MaxMessageSize, MaxRecipients: m.opts.MaxRecipients}
+	if err := limits.CheckEnvelope(&env); err != nil {
+		return "", bad(err)
+	}
 	env.Source = "maildrop"
 	now := m.opts.Now()
 	received := Received("", m.opts.Hostname, "local (mailq maildrop)", name, now)
-	body := &trackedReader{r: io.MultiReader(strings.NewReader(received), LimitBody(msg, m.opts.MaxMessageSize))}
+	body := &trackedReader{r: io.MultiReader(strings.NewReader(received), limits.Body(msg))}
 	id, err := m.opts.Store.Enqueue(env, body)
 	if err != nil {
 		if src.err != nil || body.err != nil {

@@ -246,6 +246,8 @@ func TestMaildropBadFiles(t *testing.T) {
 		{name: "binary", content: "\x7fELF\x02\x01\x01\x00\x00\x00\n\xff\xfe\n\n", because: "NUL"},
 		{name: "oversize", content: tooBig, because: "maximum message size"},
 		{name: "long-line", content: strings.Repeat("a", 10000) + "\n\n", because: "longer than"},
+		{name: "too-many-recipients", content: "a@example.com\n" + strings.Repeat("b@example.org\n", DefaultMaxRecipients+1) + "\nbody", because: "too many recipients"},
+		{name: "empty-message", content: "a@example.com\nb@example.org\n\n", because: "message is empty"},
 		{name: "unknown-param", content: "a@example.com FOO=1\nb@example.org\n\nbody", because: "unknown sender parameter"},
 		{name: "bad-notify", content: "a@example.com\nb@example.org NOTIFY=NEVER,DELAY\n\nbody", because: "NEVER"},
 		{name: "bad-ret", content: "a@example.com RET=ALL\nb@example.org\n\nbody", because: "RET"},

@@ -193,8 +193,6 @@ func (c *conn) readFailed(err error) {
 		c.reply(421, "4.4.2", c.l.opts.Hostname+" Timeout waiting for the client, closing connection")
 	case errors.Is(err, errCommandTooLong):
 		c.reply(500, "5.5.2", "Line too long, closing connection")
-	case errors.Is(err, errLineTooLong):
-		c.reply(421, "4.4.2", c.l.opts.Hostname+" Message line too long, closing connection")
 	}
 }
 

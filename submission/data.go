@@ -86,7 +86,8 @@ func (c *conn) deliver(body io.Reader) outcome {
 	}
 	from := fmt.Sprintf("%s ([%s])", c.helo, c.ip)
 	received := intake.Received(from, c.l.opts.Hostname, with, fmt.Sprintf("%s.%d", c.id, c.txn), c.l.opts.Now())
-	src := &errTracker{r: intake.LimitBody(body, c.l.opts.MaxMessageSize)}
+	limits := intake.Limits{MaxMessageSize: c.l.opts.MaxMessageSize, MaxRecipients: c.l.opts.MaxRecipients}
+	src := &errTracker{r: limits.Body(body)}
 	id, err := c.l.opts.Store.Enqueue(env, io.MultiReader(strings.NewReader(received), src))
 	if err != nil {
 		if src.err != nil {
@@ -107,8 +108,12 @@ func readOutcome(err error) outcome {
 	switch {
 	case errors.Is(err, intake.ErrTooLarge):
 		return outcome{code: 552, enhanced: "5.3.4", text: "Message exceeds the maximum message size; it was not queued"}
-	case errors.Is(err, errLineTooLong):
+	case errors.Is(err, intake.ErrLineTooLong):
 		return outcome{code: 554, enhanced: "5.6.0", text: "Message has a line longer than 2000 octets (RFC 5321 4.5.3.1.6 allows 1000); it was not queued"}
+	case errors.Is(err, intake.ErrHeaderTooLarge):
+		return outcome{code: 554, enhanced: "5.6.0", text: "Message header is too large; it was not queued"}
+	case errors.Is(err, intake.ErrEmptyMessage):
+		return outcome{code: 554, enhanced: "5.6.0", text: "Message is empty; it was not queued"}
 	}
 	return outcome{fatal: err}
 }

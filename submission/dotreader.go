@@ -2,15 +2,8 @@ package submission
 
 import (
 	"bufio"
-	"errors"
 	"io"
 )
-
-// maxBodyLine bounds one message line including CRLF: RFC 5321 §4.5.3.1.6
-// allows 1000; we take twice that, as go-smtp did, for sloppy clients.
-const maxBodyLine = 2000
-
-var errLineTooLong = errors.New("submission: a message line is longer than 2000 octets")
 
 // dotReader reads a DATA body (RFC 5321 §4.5.2) up to the lone "." line,
 // removing the leading dot of dot-stuffed lines and nothing else: bare CR,
@@ -22,14 +15,12 @@ type dotReader struct {
 	rest      []byte // the unread part of the current piece (inside r's buffer)
 	lineStart bool   // the next byte begins a line (the data start, or after CRLF)
 	prevCR    bool   // the last piece ended in CR (a CRLF split by a full buffer)
-	lineLen   int
-	limit     int
 	eof       bool  // the end-of-data line was read
-	err       error // sticky: a read error or errLineTooLong
+	err       error // sticky read error
 }
 
 func newDotReader(r *bufio.Reader) *dotReader {
-	return &dotReader{r: r, lineStart: true, limit: maxBodyLine}
+	return &dotReader{r: r, lineStart: true}
 }
 
 func (d *dotReader) Read(p []byte) (int, error) {
@@ -72,10 +63,6 @@ func (d *dotReader) next() {
 		}
 		frag = frag[1:]
 	}
-	if d.lineStart {
-		d.lineLen = 0
-	}
-	d.lineLen += len(frag)
 	if err == nil { // frag ends in LF
 		cr := d.prevCR
 		if len(frag) >= 2 {
@@ -85,20 +72,12 @@ func (d *dotReader) next() {
 	} else {
 		d.lineStart, d.prevCR = false, len(frag) > 0 && frag[len(frag)-1] == '\r'
 	}
-	if d.limit > 0 && d.lineLen > d.limit {
-		d.err = errLineTooLong
-		return
-	}
 	d.rest = frag
 }
 
 // drain reads and drops the rest of the data (after a refused message, so
 // the session can go on). It returns the read error that stops it early.
 func (d *dotReader) drain() error {
-	if d.err == errLineTooLong {
-		d.err = nil
-	}
-	d.limit = 0
 	d.rest = nil
 	for !d.eof && d.err == nil {
 		d.next()

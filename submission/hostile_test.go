@@ -264,3 +264,29 @@ func TestBodyBytesKeptAsSent(t *testing.T) {
 		t.Errorf("stored %q\nwant   %q", body, want)
 	}
 }
+
+// Item 7: the intake limits shared with the other paths; the session
+// goes on after each refusal.
+func TestIntakeLimitsOverSMTP(t *testing.T) {
+	r := startListener(t, func(o *Options) { o.MaxRecipients = 2 })
+	rc := dialRaw(t, r.addr)
+	openTransaction(rc)
+	rc.send(".\r\n")
+	rc.expect("554 5.6.0 Message is empty")
+	for _, body := range []string{"Subject: x\r\n\r\n" + strings.Repeat("y", 2001) + "\r\n.\r\n"} {
+		rc.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+		rc.expect("250")
+		rc.expect("250")
+		rc.expect("354")
+		rc.send(body)
+		rc.expect("554 5.6.0 Message has a line longer")
+	}
+	rc.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\nRCPT TO:<d@example.org>\r\n")
+	rc.expect("250")
+	rc.expect("250")
+	rc.expect("250")
+	rc.expect("452 4.5.3")
+	if n := r.count(t); n != 0 {
+		t.Fatalf("%d messages queued", n)
+	}
+}
