@@ -55,6 +55,7 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 		return "", fmt.Errorf("queue: enqueue: %w", err)
 	}
 	stored := len(chunks)
+	cr.keep(pendingBatch / bodyChunkSize)
 	for !cr.eof {
 		if chunks, err = cr.read(pendingBatch); err != nil {
 			s.abandonPending(id)
@@ -184,6 +185,14 @@ func (c *chunkReader) bytes(chunks [][]byte) int64 {
 		n += int64(len(ch))
 	}
 	return n
+}
+
+// keep hands back all but the first n buffers.
+func (c *chunkReader) keep(n int) {
+	for _, b := range c.bufs[min(n, len(c.bufs)):] {
+		chunkPool.Put(b)
+	}
+	c.bufs = c.bufs[:min(n, len(c.bufs))]
 }
 
 func (c *chunkReader) release() {

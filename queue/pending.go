@@ -21,11 +21,11 @@ var bucketPending = []byte("pending")
 const (
 	// inlineBodyMax is the largest body kept in memory and stored with its
 	// record in one transaction (the common case: one fsync per message).
-	inlineBodyMax = 1 << 20
+	inlineBodyMax = 256 << 10
 	// pendingBatch is the body bytes one pending write carries, so each
 	// submission in flight holds at most this much (plus bbolt's copy
 	// during the commit).
-	pendingBatch = 8 * bodyChunkSize
+	pendingBatch = 4 * bodyChunkSize
 )
 
 // removePendingBodies deletes the bodies of submissions that never
