@@ -30,7 +30,7 @@ type MaildropOptions struct {
 	// is not caught half-way; default 1s.
 	Settle time.Duration
 	Logger zerolog.Logger
-	Now            func() time.Time // default time.Now
+	Now    func() time.Time // default time.Now
 }
 
 // Maildrop takes files out of <dir>/new/ into the queue (docs/maildrop.md). Files are processed one at a time by Run's goroutine.

@@ -15,8 +15,8 @@ type dotReader struct {
 	rest      []byte // the unread part of the current piece (inside r's buffer)
 	lineStart bool   // the next byte begins a line (the data start, or after CRLF)
 	prevCR    bool   // the last piece ended in CR (a CRLF split by a full buffer)
-	eof       bool  // the end-of-data line was read
-	err       error // sticky read error
+	eof       bool   // the end-of-data line was read
+	err       error  // sticky read error
 }
 
 func newDotReader(r *bufio.Reader) *dotReader {
