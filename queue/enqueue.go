@@ -161,19 +161,15 @@ func (c *chunkReader) read(max int) ([][]byte, error) {
 			c.bufs = append(c.bufs, chunkPool.Get().(*[bodyChunkSize]byte))
 		}
 		buf := c.bufs[n][:]
-		k, err := io.ReadFull(c.r, buf)
+		k, err := c.fill(buf)
+		if err != nil {
+			return nil, err
+		}
 		if k > 0 {
 			chunks = append(chunks, buf[:k:k])
 			c.size += int64(k)
 			c.eightBit = c.eightBit || hasEightBit(buf[:k])
 			c.headers.Write(buf[:k])
-		}
-		switch err {
-		case nil:
-		case io.EOF, io.ErrUnexpectedEOF:
-			c.eof = true
-		default:
-			return nil, err
 		}
 	}
 	return chunks, nil
@@ -185,6 +181,26 @@ func (c *chunkReader) bytes(chunks [][]byte) int64 {
 		n += int64(len(ch))
 	}
 	return n
+}
+
+// fill reads until buf is full or the body ends. Only io.EOF ends a body:
+// any other error, io.ErrUnexpectedEOF included (a client that went away
+// mid-message), fails the enqueue. (io.ReadFull would turn a reader's
+// io.ErrUnexpectedEOF into a short, "complete" body.)
+func (c *chunkReader) fill(buf []byte) (int, error) {
+	k := 0
+	for k < len(buf) {
+		n, err := c.r.Read(buf[k:])
+		k += n
+		if err == io.EOF {
+			c.eof = true
+			return k, nil
+		}
+		if err != nil {
+			return k, err
+		}
+	}
+	return k, nil
 }
 
 // keep hands back all but the first n buffers.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"testing/iotest"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -140,5 +141,21 @@ func TestOpenRemovesPendingBodies(t *testing.T) {
 	// Its id is never reused.
 	if id := ts.mustEnqueue(t, envelope("a@example.com", "b@example.org"), "x"); id <= orphan {
 		t.Errorf("new id %s not after the orphan's %s", id, orphan)
+	}
+}
+
+// A body reader that fails with io.ErrUnexpectedEOF (a client gone in
+// the middle of DATA) fails the enqueue: it is not a short body. Found by
+// FuzzSession; io.ReadFull used to hide it.
+func TestEnqueueUnexpectedEOFIsAFailure(t *testing.T) {
+	ts := openTestStore(t)
+	for _, size := range []int64{10, 3 << 20} {
+		src := io.MultiReader(&patternReader{n: size}, iotest.ErrReader(io.ErrUnexpectedEOF))
+		if _, err := ts.Enqueue(envelope("a@example.com", "b@example.org"), src); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("size %d: Enqueue = %v, want io.ErrUnexpectedEOF", size, err)
+		}
+	}
+	if st, _ := ts.Stats(); st.Live != 0 {
+		t.Errorf("%d messages stored from failed reads", st.Live)
 	}
 }

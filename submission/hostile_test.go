@@ -290,3 +290,19 @@ func TestIntakeLimitsOverSMTP(t *testing.T) {
 		t.Fatalf("%d messages queued", n)
 	}
 }
+
+// A client that goes away in the middle of DATA queues nothing (found by
+// FuzzSession: the store took io.ErrUnexpectedEOF for the end of a body).
+func TestDisconnectMidDataQueuesNothing(t *testing.T) {
+	r := startListener(t, nil)
+	for _, cut := range []string{"Subject: cut\r\n\r\nhalf a line", "Subject: cut\r\n\r\nwhole line\r\n", "Subject: cut\r\n\r\n.\r"} {
+		rc := dialRaw(t, r.addr)
+		openTransaction(rc)
+		rc.send(cut)
+		rc.c.(*net.TCPConn).CloseWrite()
+		rc.expectClosed()
+	}
+	if n := r.count(t); n != 0 {
+		t.Fatalf("%d truncated messages queued", n)
+	}
+}
