@@ -145,7 +145,7 @@ func (c *conn) serve() {
 
 func (c *conn) close() {
 	c.abortTransaction()
-	c.bw.Flush()
+	c.flush()
 	c.nc.Close()
 }
 
