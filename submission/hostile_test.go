@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // Issue 10: the listener tried from the other side, as a hostile or slow
