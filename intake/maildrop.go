@@ -198,7 +198,7 @@ func (m *Maildrop) take(ctx context.Context, name string) {
 		return
 	}
 	path := filepath.Join(m.opts.Dir, "new", name)
-	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && !renamedAfterWrite(fi) {
 		if due := fi.ModTime().Add(m.opts.Settle); time.Now().Before(due) {
 			m.settling[name] = due // still being written, perhaps
 			return
@@ -222,6 +222,18 @@ func (m *Maildrop) take(ctx context.Context, name string) {
 			m.opts.Logger.Error().Err(err).Str("file", name).Msg("maildrop: cannot store the file now; will retry")
 		}
 	}
+}
+
+// renamedAfterWrite reports whether the inode changed after its last
+// write: a rename into new/ sets ctime, a write sets mtime and ctime alike.
+// Such a file is complete (written in tmp/ and moved, as writers should)
+// and is taken without waiting for the settle time.
+func renamedAfterWrite(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	return time.Unix(st.Ctim.Unix()).After(fi.ModTime())
 }
 
 // nextSettled is how long until the first settling file is due.

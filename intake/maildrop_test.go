@@ -195,7 +195,8 @@ func TestMaildropTakesFileDroppedWhileRunning(t *testing.T) {
 		Recipients: []queue.RecipientSpec{{Address: "b@example.org"}}}, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	r.waitEmpty(t, time.Second)
+	// At once when the rename shows in ctime, else after the 1 s settle time.
+	r.waitEmpty(t, 3*time.Second)
 	if n := len(r.messages(t)); n != 1 {
 		t.Fatalf("queue holds %d messages, want 1", n)
 	}
