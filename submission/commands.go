@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
+	"mailq/esmtp"
 	"mailq/intake"
 	"mailq/queue"
 )
@@ -143,7 +144,7 @@ func (c *conn) cmdMail(arg string) {
 				return
 			}
 		case "ENVID": // RFC 3461 §4.4
-			v, err := intake.DecodeXtext(p.value)
+			v, err := esmtp.DecodeXtext(p.value)
 			if err == nil {
 				err = intake.ValidateEnvID(v)
 			}
@@ -217,15 +218,12 @@ func (c *conn) cmdRcpt(arg string) {
 				return
 			}
 		case "ORCPT": // RFC 3461 §4.2
-			v, err := decodeORCPT(p.value, intake.DecodeXtext)
-			if err == nil {
-				err = intake.ValidateORCPT(v)
-			}
+			o, err := esmtp.DecodeORCPTParam(p.value)
 			if err != nil {
 				c.refuse(501, "5.5.4", "Malformed ORCPT parameter: "+err.Error())
 				return
 			}
-			spec.ORCPT = v
+			spec.ORCPT = o.String()
 		default:
 			c.refuse(555, "5.5.4", "Unsupported RCPT parameter "+p.key)
 			return

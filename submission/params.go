@@ -3,7 +3,6 @@ package submission
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -68,48 +67,4 @@ func parseParams(s string) ([]param, error) {
 		ps = append(ps, param{key: k, value: v, hasValue: has})
 	}
 	return ps, nil
-}
-
-// decodeORCPT decodes an RFC 3461 §4.2 ORCPT value "addr-type;xtext" to
-// "addr-type;address": xtext for rfc822, utf-8-addr-xtext or unitext
-// (RFC 6533 §3) for utf-8.
-func decodeORCPT(v string, decodeXtext func(string) (string, error)) (string, error) {
-	typ, addr, ok := strings.Cut(v, ";")
-	if !ok || typ == "" || addr == "" {
-		return "", errors.New(`ORCPT must be "addr-type;address"`)
-	}
-	var err error
-	if strings.EqualFold(typ, "utf-8") {
-		addr, err = decodeUTF8AddrXtext(addr)
-	} else {
-		addr, err = decodeXtext(addr)
-	}
-	if err != nil {
-		return "", err
-	}
-	return typ + ";" + addr, nil
-}
-
-// decodeUTF8AddrXtext replaces each \x{HEX} of RFC 6533 §3 with its
-// character; other bytes (UTF-8 included) stay.
-func decodeUTF8AddrXtext(s string) (string, error) {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, `\x{`)
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
-		}
-		j := strings.IndexByte(s[i:], '}')
-		if j < 0 {
-			return "", fmt.Errorf(`unterminated \x{ in %q`, s)
-		}
-		r, err := strconv.ParseUint(s[i+3:i+j], 16, 21)
-		if err != nil || j-3 < 2 || j-3 > 6 {
-			return "", fmt.Errorf(`bad \x{HEX} in %q`, s)
-		}
-		b.WriteString(s[:i])
-		b.WriteRune(rune(r))
-		s = s[i+j+1:]
-	}
 }
