@@ -76,16 +76,18 @@ type Metrics struct {
 
 // Submission is one [[submission]] SMTP listener.
 type Submission struct {
-	Listen        string   `toml:"listen"`
-	TLSCertFile   string   `toml:"tls.cert_file"`
-	TLSKeyFile    string   `toml:"tls.key_file"`
-	ImplicitTLS   bool     `toml:"tls.implicit"` // TLS from the first byte (port 465 style) instead of STARTTLS
-	AuthFile      string   `toml:"auth_file"`    // lines "user:hash", bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$...)
-	RequireAuth   bool     `toml:"require_auth"`
-	RequireTLS    bool     `toml:"require_tls"`
-	MaxConns      int      `toml:"max_connections"` // default 100
-	MaxRecipients int      `toml:"max_recipients"`  // default 1000
-	Timeout       Duration `toml:"timeout"`         // per command / idle; default 5m
+	Listen          string   `toml:"listen"`
+	TLSCertFile     string   `toml:"tls.cert_file"`
+	TLSKeyFile      string   `toml:"tls.key_file"`
+	ImplicitTLS     bool     `toml:"tls.implicit"` // TLS from the first byte (port 465 style) instead of STARTTLS
+	AuthFile        string   `toml:"auth_file"`    // lines "user:hash", bcrypt ($2a$/$2b$/$2y$) or argon2id ($argon2id$...)
+	RequireAuth     bool     `toml:"require_auth"`
+	RequireTLS      bool     `toml:"require_tls"`
+	MaxConns        int      `toml:"max_connections"`        // default 100; more clients get 421 4.7.0
+	MaxConnsPerIP   int      `toml:"max_connections_per_ip"` // default 20; more clients from one address get 421 4.7.0
+	MaxRecipients   int      `toml:"max_recipients"`         // default 1000
+	Timeout         Duration `toml:"timeout"`                // per command line, and per read during DATA; default 5m
+	TransferTimeout Duration `toml:"transfer_timeout"`       // one whole DATA/BDAT transfer; default 1h
 }
 
 // Route is one [[route]]: the SMTP settings plus its merged retry policy.

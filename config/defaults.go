@@ -10,9 +10,11 @@ import (
 
 // Defaults for the per-listener keys of [[submission]] (config/api.go).
 const (
-	DefaultSubmissionMaxConns      = 100
-	DefaultSubmissionMaxRecipients = 1000
-	DefaultSubmissionTimeout       = 5 * time.Minute
+	DefaultSubmissionMaxConns        = 100
+	DefaultSubmissionMaxConnsPerIP   = 20
+	DefaultSubmissionTransferTimeout = time.Hour
+	DefaultSubmissionMaxRecipients   = 1000
+	DefaultSubmissionTimeout         = 5 * time.Minute
 )
 
 // DefaultRetry is the global [retry] table of docs/.
@@ -30,10 +32,12 @@ func DefaultRetry() Retry {
 // DefaultSubmission is one listener with every default filled in.
 func DefaultSubmission(listen string) Submission {
 	return Submission{
-		Listen:        listen,
-		MaxConns:      DefaultSubmissionMaxConns,
-		MaxRecipients: DefaultSubmissionMaxRecipients,
-		Timeout:       D(DefaultSubmissionTimeout),
+		Listen:          listen,
+		MaxConns:        DefaultSubmissionMaxConns,
+		MaxConnsPerIP:   DefaultSubmissionMaxConnsPerIP,
+		TransferTimeout: D(DefaultSubmissionTransferTimeout),
+		MaxRecipients:   DefaultSubmissionMaxRecipients,
+		Timeout:         D(DefaultSubmissionTimeout),
 	}
 }
 

@@ -133,6 +133,12 @@ func (c *Config) validateSubmissions() []error {
 		if s.MaxConns < 1 {
 			bad("key \"max_connections\" must be at least 1, got %d", s.MaxConns)
 		}
+		if s.MaxConnsPerIP < 1 {
+			bad("key \"max_connections_per_ip\" must be at least 1, got %d", s.MaxConnsPerIP)
+		}
+		if s.TransferTimeout.Duration <= 0 {
+			bad("key \"transfer_timeout\" must be a positive duration, got %q", s.TransferTimeout.Duration.String())
+		}
 		if s.MaxRecipients < 1 {
 			bad("key \"max_recipients\" must be at least 1, got %d", s.MaxRecipients)
 		}

@@ -227,16 +227,22 @@ func (s *Server) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	limits := intake.Limits{MaxMessageSize: s.opts.MaxMessageSize, MaxRecipients: s.opts.MaxRecipients}
+	if err := limits.CheckEnvelope(&env); err != nil {
+		writeError(w, http.StatusBadRequest, "message refused: "+err.Error())
+		return
+	}
 	peer, _ := peerOf(r.Context())
 	received := intake.Received(fmt.Sprintf("local (uid %d)", peer.UID), s.opts.Hostname, source, "", s.opts.Now())
-	body := io.Reader(br)
-	if s.opts.MaxMessageSize > 0 {
-		body = intake.LimitBody(br, s.opts.MaxMessageSize)
-	}
+	body := limits.Body(br)
 	id, err := s.opts.Store.Enqueue(env, io.MultiReader(strings.NewReader(received), body))
 	if err != nil {
-		if errors.Is(err, intake.ErrTooLarge) {
+		switch {
+		case errors.Is(err, intake.ErrTooLarge):
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("message refused: larger than max_message_size (%d bytes)", s.opts.MaxMessageSize))
+			return
+		case errors.Is(err, intake.ErrHeaderTooLarge), errors.Is(err, intake.ErrLineTooLong), errors.Is(err, intake.ErrEmptyMessage):
+			writeError(w, http.StatusBadRequest, "message refused: "+limitReason(err))
 			return
 		}
 		s.opts.Logger.Error().Err(err).Str("source", source).Msg("control enqueue failed")
@@ -307,4 +313,14 @@ func oneLine(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// limitReason is the intake limit error without the queue's wrapping.
+func limitReason(err error) string {
+	for _, e := range []error{intake.ErrHeaderTooLarge, intake.ErrLineTooLong, intake.ErrEmptyMessage} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return err.Error()
 }

@@ -24,6 +24,7 @@ type ServerOptions struct {
 	Store          *queue.Store
 	Hostname       string // the "by" of the Received: line enqueue prepends
 	MaxMessageSize int64  // enqueue refuses larger bodies; 0 = no limit
+	MaxRecipients  int    // enqueue refuses more recipients; 0 = intake.DefaultMaxRecipients
 	Logger         zerolog.Logger
 	// MaildropFailed reports the maildrop files moved to failed/ (stats).
 	// May be nil.

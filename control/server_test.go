@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"mailq/intake"
 	"mailq/queue"
 )
 
@@ -134,6 +136,9 @@ func TestEnqueueRefusals(t *testing.T) {
 		{"bad ret", queue.Envelope{Sender: "a@example.com", Ret: "ALL", Recipients: []queue.RecipientSpec{{Address: "b@example.org"}}}, "x\r\n", "control", 400},
 		{"unknown source", env("a@example.com", "b@example.org"), "x\r\n", "smtp", 400},
 		{"too large", env("a@example.com", "b@example.org"), strings.Repeat("x", 101), "control", 413},
+		{"empty body", env("a@example.com", "b@example.org"), "", "control", 400},
+		{"empty body via sendmail", env("a@example.com", "b@example.org"), "", "sendmail", 400},
+		{"too many recipients", env("a@example.com", manyRecipients(intake.DefaultMaxRecipients+1)...), "x\r\n", "sendmail", 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -336,4 +341,12 @@ func TestSocketModeAndStaleSocket(t *testing.T) {
 	if err := c.Ping(context.Background()); !errors.Is(err, ErrUnreachable) {
 		t.Errorf("Ping after stop = %v, want ErrUnreachable", err)
 	}
+}
+
+func manyRecipients(n int) []string {
+	rcpts := make([]string, n)
+	for i := range rcpts {
+		rcpts[i] = fmt.Sprintf("r%d@example.org", i)
+	}
+	return rcpts
 }

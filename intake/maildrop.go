@@ -22,10 +22,15 @@ type MaildropOptions struct {
 	Dir            string       // the maildrop; tmp/, new/ and failed/ are created inside
 	Store          *queue.Store // where taken messages go
 	MaxMessageSize int64        // bytes of message (after the envelope lines); <= 0 = no limit
+	MaxRecipients  int          // 0 = DefaultMaxRecipients
 	Hostname       string       // for the Received: line
 	PollInterval   time.Duration
-	Logger         zerolog.Logger
-	Now            func() time.Time // default time.Now
+	// Settle is how long a file in new/ must go unmodified before it is
+	// taken, so a writer that writes straight into new/ (not through tmp/)
+	// is not caught half-way; default 1s.
+	Settle time.Duration
+	Logger zerolog.Logger
+	Now    func() time.Time // default time.Now
 }
 
 // Maildrop takes files out of <dir>/new/ into the queue (docs/maildrop.md). Files are processed one at a time by Run's goroutine.
@@ -34,6 +39,8 @@ type Maildrop struct {
 	// enqueuedNotRemoved holds files already stored in the queue whose
 	// removal failed; they are never enqueued again while we run.
 	enqueuedNotRemoved map[string]bool
+	// settling holds files modified less than Settle ago, by when to look again.
+	settling map[string]time.Time
 }
 
 // NewMaildrop returns a maildrop pickup; Run starts it.
@@ -44,10 +51,13 @@ func NewMaildrop(opts MaildropOptions) *Maildrop {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Settle <= 0 {
+		opts.Settle = time.Second
+	}
 	if opts.Hostname == "" {
 		opts.Hostname, _ = os.Hostname()
 	}
-	return &Maildrop{opts: opts, enqueuedNotRemoved: map[string]bool{}}
+	return &Maildrop{opts: opts, enqueuedNotRemoved: map[string]bool{}, settling: map[string]time.Time{}}
 }
 
 // Directory modes, as systemd/tmpfiles.d/mailq.conf makes them
@@ -85,15 +95,22 @@ func (m *Maildrop) Run(ctx context.Context) error {
 	m.scan(ctx)
 	tick := time.NewTicker(m.opts.PollInterval)
 	defer tick.Stop()
+	settled := time.NewTimer(time.Hour)
+	defer settled.Stop()
 	for {
+		settled.Reset(m.nextSettled())
 		select {
+		case <-settled.C:
+			m.takeSettled(ctx)
 		case <-ctx.Done():
 			return nil
 		case ev, ok := <-w.Events:
 			if !ok {
 				return nil
 			}
-			if ev.Has(fsnotify.Create) { // IN_CREATE and IN_MOVED_TO
+			// IN_CREATE, IN_MOVED_TO and IN_MODIFY: take checks that the
+			// file has settled.
+			if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write) {
 				m.take(ctx, filepath.Base(ev.Name))
 			}
 		case err, ok := <-w.Errors:
@@ -181,6 +198,13 @@ func (m *Maildrop) take(ctx context.Context, name string) {
 		return
 	}
 	path := filepath.Join(m.opts.Dir, "new", name)
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && !renamedAfterWrite(fi) {
+		if due := fi.ModTime().Add(m.opts.Settle); time.Now().Before(due) {
+			m.settling[name] = due // still being written, perhaps
+			return
+		}
+	}
+	delete(m.settling, name)
 	id, err := m.enqueueFile(path, name)
 	switch {
 	case err == nil:
@@ -196,6 +220,37 @@ func (m *Maildrop) take(ctx context.Context, name string) {
 		// for the next scan; never drop or fail a good file for our fault.
 		if ctx.Err() == nil {
 			m.opts.Logger.Error().Err(err).Str("file", name).Msg("maildrop: cannot store the file now; will retry")
+		}
+	}
+}
+
+// renamedAfterWrite reports whether the inode changed after its last
+// write: a rename into new/ sets ctime, a write sets mtime and ctime alike.
+// Such a file is complete (written in tmp/ and moved, as writers should)
+// and is taken without waiting for the settle time.
+func renamedAfterWrite(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	return time.Unix(st.Ctim.Unix()).After(fi.ModTime())
+}
+
+// nextSettled is how long until the first settling file is due.
+func (m *Maildrop) nextSettled() time.Duration {
+	next := time.Hour
+	for _, due := range m.settling {
+		next = min(next, time.Until(due))
+	}
+	return max(next, time.Millisecond)
+}
+
+// takeSettled looks again at the settling files that are due.
+func (m *Maildrop) takeSettled(ctx context.Context) {
+	now := time.Now()
+	for name, due := range m.settling {
+		if !now.Before(due) && ctx.Err() == nil {
+			m.take(ctx, name) // takes it, or puts it back if modified since
 		}
 	}
 }
@@ -266,10 +321,14 @@ func (m *Maildrop) enqueueFile(path, name string) (queue.ID, error) {
 	if err := ValidateEnvelope(&env); err != nil {
 		return "", bad(err)
 	}
+	limits := Limits{MaxMessageSize: m.opts.MaxMessageSize, MaxRecipients: m.opts.MaxRecipients}
+	if err := limits.CheckEnvelope(&env); err != nil {
+		return "", bad(err)
+	}
 	env.Source = "maildrop"
 	now := m.opts.Now()
 	received := Received("", m.opts.Hostname, "local (mailq maildrop)", name, now)
-	body := &trackedReader{r: io.MultiReader(strings.NewReader(received), LimitBody(msg, m.opts.MaxMessageSize))}
+	body := &trackedReader{r: io.MultiReader(strings.NewReader(received), limits.Body(msg))}
 	id, err := m.opts.Store.Enqueue(env, body)
 	if err != nil {
 		if src.err != nil || body.err != nil {

@@ -195,7 +195,8 @@ func TestMaildropTakesFileDroppedWhileRunning(t *testing.T) {
 		Recipients: []queue.RecipientSpec{{Address: "b@example.org"}}}, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	r.waitEmpty(t, time.Second)
+	// At once when the rename shows in ctime, else after the 1 s settle time.
+	r.waitEmpty(t, 3*time.Second)
 	if n := len(r.messages(t)); n != 1 {
 		t.Fatalf("queue holds %d messages, want 1", n)
 	}
@@ -215,6 +216,13 @@ func TestMaildropScanWithoutWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeNew(t, filepath.Join(base, "md"), "late", "a@example.com\nb@example.org\n\nbody\r\n")
+	late := filepath.Join(base, "md", "new", "late")
+	md.scan(context.Background())
+	if _, err := os.Stat(late); err != nil {
+		t.Fatalf("a file modified just now was taken before it settled: %v", err)
+	}
+	old := time.Now().Add(-time.Minute)
+	os.Chtimes(late, old, old)
 	md.scan(context.Background())
 	if left, _ := os.ReadDir(filepath.Join(base, "md", "new")); len(left) != 0 {
 		t.Fatalf("scan left %v in new/", left)
@@ -246,6 +254,8 @@ func TestMaildropBadFiles(t *testing.T) {
 		{name: "binary", content: "\x7fELF\x02\x01\x01\x00\x00\x00\n\xff\xfe\n\n", because: "NUL"},
 		{name: "oversize", content: tooBig, because: "maximum message size"},
 		{name: "long-line", content: strings.Repeat("a", 10000) + "\n\n", because: "longer than"},
+		{name: "too-many-recipients", content: "a@example.com\n" + strings.Repeat("b@example.org\n", DefaultMaxRecipients+1) + "\nbody", because: "too many recipients"},
+		{name: "empty-message", content: "a@example.com\nb@example.org\n\n", because: "message is empty"},
 		{name: "unknown-param", content: "a@example.com FOO=1\nb@example.org\n\nbody", because: "unknown sender parameter"},
 		{name: "bad-notify", content: "a@example.com\nb@example.org NOTIFY=NEVER,DELAY\n\nbody", because: "NEVER"},
 		{name: "bad-ret", content: "a@example.com RET=ALL\nb@example.org\n\nbody", because: "RET"},
@@ -355,5 +365,31 @@ func TestMaildropCreatesDirs(t *testing.T) {
 		if fi.Mode() != mode {
 			t.Errorf("%s/ mode %v, want %v", sub, fi.Mode(), mode)
 		}
+	}
+}
+
+// Issue 10 item 8: a writer that writes straight into new/ (not through
+// tmp/) is not caught half-way: the file is taken once it has settled.
+func TestMaildropWaitsForWriterInNew(t *testing.T) {
+	r := startMaildrop(t, time.Hour, 0, nil)
+	path := filepath.Join(r.dir, "new", "direct")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []string{"", "a@example.com\n", "b@example.org\n\n", "Subject: slow writer\r\n\r\n", "done\r\n"} {
+		if _, err := f.WriteString(part); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	f.Close()
+	r.waitEmpty(t, 10*time.Second)
+	msgs := r.messages(t)
+	if len(msgs) != 1 || !strings.HasSuffix(msgs[0].body, "done\r\n") {
+		t.Fatalf("queue holds %d messages (%+v), want the whole file", len(msgs), msgs)
+	}
+	if n := r.md.FailedCount(); n != 0 {
+		t.Fatalf("%d files failed", n)
 	}
 }

@@ -232,7 +232,7 @@ var (
 //
 //	func Open(path string, opts Options) (*Store, error)     // creates file 0600; recovers in-flight leases
 //	func (s *Store) Close() error
-//	func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) // returns after fsync; group commit
+//	func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) // returns after fsync; group commit; reads body as a stream in bounded memory, nothing visible before the final commit
 //	func (s *Store) Body(id ID) (io.ReadCloser, error)        // streams the stored body chunk by chunk
 //	func (s *Store) NextDue() (time.Time, bool)               // earliest next attempt of any non-held, non-leased message
 //	func (s *Store) Lease(now time.Time, max int) ([]Lease, error) // due messages in time order

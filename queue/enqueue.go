@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -17,8 +18,17 @@ import (
 const bodyChunkSize = 64 << 10
 
 // Enqueue stores a message and returns its id once the transaction holding
-// it has been committed and fsync'd. The body is read in chunks before the
-// transaction starts, so a slow submitter never holds up other writers.
+// it has been committed and fsync'd.
+//
+// The body is a stream, read once to EOF and never held whole: a body of
+// up to inlineBodyMax bytes is read first and stored with its envelope in
+// one transaction; a larger one is written in batches of pendingBatch bytes
+// into the pending area as it arrives and committed together with its
+// envelope at the end (pending.go). A read error from body stores nothing
+// and is returned wrapped. A slow submitter never holds up other writers:
+// no transaction waits for the body. Any other store (e.g. PostgreSQL)
+// keeps the same contract: bounded memory whatever the message size, and
+// nothing visible until the final commit.
 func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 	if len(env.Recipients) == 0 {
 		return "", errors.New("queue: enqueue: the envelope has no recipients; give at least one")
@@ -28,48 +38,83 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 			return "", fmt.Errorf("queue: enqueue: recipient %d has an empty address", i+1)
 		}
 	}
-	// A raw 8-bit header section needs SMTPUTF8 like a UTF-8 address does
-	// (RFC 6531 §3.4): decided here, where the body streams by once.
-	var headers esmtp.HeaderScan
-	chunks, size, eightBit, err := readChunks(io.TeeReader(body, &headers))
+	cr := &chunkReader{r: body}
+	defer cr.release()
+	chunks, err := cr.read(inlineBodyMax)
 	if err != nil {
-		return "", fmt.Errorf("queue: enqueue: reading the message body failed, nothing was stored: %w", err)
+		return "", readFailed(err)
 	}
 	if env.MessageID == "" && s.opts.MessageIDOf != nil && len(chunks) > 0 {
 		env.MessageID = s.opts.MessageIDOf(chunks[0])
 	}
+	if cr.eof {
+		return s.commitMessage(env, "", len(chunks), cr, chunks)
+	}
+	id, err := s.beginPending(chunks, cr.bytes(chunks))
+	if err != nil {
+		return "", fmt.Errorf("queue: enqueue: %w", err)
+	}
+	stored := len(chunks)
+	cr.keep(pendingBatch / bodyChunkSize)
+	for !cr.eof {
+		if chunks, err = cr.read(pendingBatch); err != nil {
+			s.abandonPending(id)
+			return "", readFailed(err)
+		}
+		if err := s.appendPending(id, stored, chunks, cr.bytes(chunks)); err != nil {
+			s.abandonPending(id)
+			return "", fmt.Errorf("queue: enqueue: %w", err)
+		}
+		stored += len(chunks)
+	}
+	id, err = s.commitMessage(env, id, stored, cr, nil)
+	if err != nil {
+		s.abandonPending(id)
+	}
+	return id, err
+}
+
+func readFailed(err error) error {
+	return fmt.Errorf("queue: enqueue: reading the message body failed, nothing was stored: %w", err)
+}
+
+// commitMessage writes the record of a message whose body is complete:
+// either the inline chunks given here (id "" takes a new id), or the
+// pending body of id, which stops being pending in the same transaction.
+func (s *Store) commitMessage(env Envelope, pendingID ID, chunks int, cr *chunkReader, inline [][]byte) (ID, error) {
 	var id ID
-	err = s.write(size, func(tx *bolt.Tx, d *delta) error {
-		msgs := tx.Bucket(bucketMsgs)
-		seq, err := msgs.NextSequence()
-		if err != nil {
+	err := s.write(cr.bytes(inline), func(tx *bolt.Tx, d *delta) error {
+		id = pendingID
+		if id == "" {
+			seq, err := tx.Bucket(bucketMsgs).NextSequence()
+			if err != nil {
+				return err
+			}
+			id = formatID(seq)
+			if err := putChunks(tx, id, 0, inline); err != nil {
+				return err
+			}
+		} else if err := tx.Bucket(bucketPending).Delete([]byte(id)); err != nil {
 			return err
 		}
-		id = formatID(seq)
 		now := s.now()
 		r := &record{Message: Message{
 			ID:       id,
 			Sender:   env.Sender,
-			Size:     size,
+			Size:     cr.size,
 			Arrival:  now,
 			EnvID:    env.EnvID,
 			Ret:      env.Ret,
-			SMTPUTF8: env.SMTPUTF8 || headers.NonASCII(),
-			EightBit: eightBit,
+			SMTPUTF8: env.SMTPUTF8 || cr.headers.NonASCII(),
+			EightBit: cr.eightBit,
 			Source:   env.Source,
-		}, Chunks: len(chunks)}
+		}, Chunks: chunks}
 		r.MessageID = env.MessageID
 		for _, rc := range env.Recipients {
 			r.Recipients = append(r.Recipients, Recipient{
 				Address: rc.Address, Notify: rc.Notify, ORCPT: rc.ORCPT,
 				State: Pending, NextAttempt: now,
 			})
-		}
-		bodies := tx.Bucket(bucketBodies)
-		for n, c := range chunks {
-			if err := bodies.Put(chunkKey(id, uint32(n)), c); err != nil {
-				return fmt.Errorf("queue: store body of %s: %w", id, err)
-			}
 		}
 		var arrival [8]byte
 		binary.BigEndian.PutUint64(arrival[:], uint64(now.UnixNano()))
@@ -83,30 +128,94 @@ func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) {
 		return s.journal(tx, d, Change{Kind: ChangeArrived, Time: now, Message: r.public()})
 	})
 	if err != nil {
-		return "", fmt.Errorf("queue: enqueue: %w", err)
+		return pendingID, fmt.Errorf("queue: enqueue: %w", err)
 	}
 	return id, nil
 }
 
-// readChunks reads the body in bodyChunkSize pieces and notes whether it
-// has 8-bit bytes, so delivery knows whether to ask for BODY=8BITMIME
-// (RFC 6152) without reading the body twice.
-func readChunks(body io.Reader) (chunks [][]byte, size int64, eightBit bool, err error) {
-	for {
-		buf := make([]byte, bodyChunkSize)
-		n, err := io.ReadFull(body, buf)
-		if n > 0 {
-			chunks = append(chunks, buf[:n:n])
-			size += int64(n)
-			eightBit = eightBit || hasEightBit(buf[:n])
+// chunkPool recycles body chunk buffers between enqueues: bbolt copies a
+// value into its pages during the commit, so a buffer is free again once
+// the write that carried it has returned.
+var chunkPool = sync.Pool{New: func() any { return new([bodyChunkSize]byte) }}
+
+// chunkReader reads a body in bodyChunkSize pieces into reused buffers and
+// notes its size and whether it has 8-bit bytes, so delivery knows whether
+// to ask for BODY=8BITMIME (RFC 6152) without reading the body twice.
+type chunkReader struct {
+	r        io.Reader
+	bufs     []*[bodyChunkSize]byte
+	size     int64
+	eightBit bool
+	eof      bool
+	// A raw 8-bit header section needs SMTPUTF8 like a UTF-8 address does
+	// (RFC 6531 §3.4): decided here, where the body streams by once.
+	headers esmtp.HeaderScan
+}
+
+// read returns the next chunks, at most max bytes in all, in buffers that
+// the next call reuses.
+func (c *chunkReader) read(max int) ([][]byte, error) {
+	var chunks [][]byte
+	for n := 0; n < max/bodyChunkSize && !c.eof; n++ {
+		if n == len(c.bufs) {
+			c.bufs = append(c.bufs, chunkPool.Get().(*[bodyChunkSize]byte))
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return chunks, size, eightBit, nil
-		}
+		buf := c.bufs[n][:]
+		k, err := c.fill(buf)
 		if err != nil {
-			return nil, 0, false, err
+			return nil, err
+		}
+		if k > 0 {
+			chunks = append(chunks, buf[:k:k])
+			c.size += int64(k)
+			c.eightBit = c.eightBit || hasEightBit(buf[:k])
+			c.headers.Write(buf[:k])
 		}
 	}
+	return chunks, nil
+}
+
+func (c *chunkReader) bytes(chunks [][]byte) int64 {
+	var n int64
+	for _, ch := range chunks {
+		n += int64(len(ch))
+	}
+	return n
+}
+
+// fill reads until buf is full or the body ends. Only io.EOF ends a body:
+// any other error, io.ErrUnexpectedEOF included (a client that went away
+// mid-message), fails the enqueue. (io.ReadFull would turn a reader's
+// io.ErrUnexpectedEOF into a short, "complete" body.)
+func (c *chunkReader) fill(buf []byte) (int, error) {
+	k := 0
+	for k < len(buf) {
+		n, err := c.r.Read(buf[k:])
+		k += n
+		if err == io.EOF {
+			c.eof = true
+			return k, nil
+		}
+		if err != nil {
+			return k, err
+		}
+	}
+	return k, nil
+}
+
+// keep hands back all but the first n buffers.
+func (c *chunkReader) keep(n int) {
+	for _, b := range c.bufs[min(n, len(c.bufs)):] {
+		chunkPool.Put(b)
+	}
+	c.bufs = c.bufs[:min(n, len(c.bufs))]
+}
+
+func (c *chunkReader) release() {
+	for _, b := range c.bufs {
+		chunkPool.Put(b)
+	}
+	c.bufs = nil
 }
 
 func hasEightBit(p []byte) bool {

@@ -45,6 +45,10 @@ func (s *Store) recover() ([]damage, error) {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
+		// Bodies of submissions that never completed (pending.go).
+		if _, err := removePendingBodies(tx); err != nil {
+			return err
+		}
 		if v := tx.Bucket(bucketMeta).Get(metaIndexVersion); string(v) != indexVersion {
 			why = "the indexes predate this version of mailq, or their last rebuild was interrupted"
 			return nil

@@ -10,6 +10,7 @@ package queue
 //	finished uint64 finished ns ‖ id → "" (done messages, for Purge)
 //	leased   id → "" (messages with a lease in flight; what a crash leaves to recover)
 //	damaged  id → JSON damagedRecord (set aside when found, kept for an operator)
+//	pending  id → uint64 start ns (a large body being written; pending.go)
 //	meta     "index_version" → indexVersion once the indexes above are kept by
 //	         every commit; "counts" → JSON storedCounts, updated in each commit
 //

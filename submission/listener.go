@@ -11,11 +11,11 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
-	"golang.org/x/net/netutil"
 	"mailq/queue"
 )
 
@@ -27,14 +27,24 @@ type Options struct {
 	AuthFile       string      // "" = no AUTH; lines "user:hash" (bcrypt or argon2id)
 	RequireAuth    bool
 	RequireTLS     bool
-	MaxConns       int           // default 100
-	MaxRecipients  int           // default 1000
-	MaxMessageSize int64         // bytes; default 36700160 (35 MiB)
-	Timeout        time.Duration // per command and idle; default 5m
-	Hostname       string        // greeting, Received: "by"; default os.Hostname
-	Store          *queue.Store
-	Logger         zerolog.Logger
-	Now            func() time.Time // default time.Now
+	MaxConns       int   // default 100; further clients get 421 4.7.0
+	MaxConnsPerIP  int   // default 20; further clients from one address get 421 4.7.0
+	MaxRecipients  int   // default 1000
+	MaxMessageSize int64 // bytes; default 36700160 (35 MiB)
+	// Timeout bounds the wait for one command line and, during a message
+	// transfer, each read (idle time); default 5m.
+	Timeout time.Duration
+	// TransferTimeout bounds one whole DATA or BDAT transfer, however
+	// steadily the client sends; default 1h.
+	TransferTimeout time.Duration
+	// AuthFailDelay is the pause before the reply to each failed AUTH
+	// after the third on one connection (times the failures beyond three);
+	// default 1s. The tenth failure closes the connection.
+	AuthFailDelay time.Duration
+	Hostname      string // greeting, Received: "by"; default os.Hostname
+	Store         *queue.Store
+	Logger        zerolog.Logger
+	Now           func() time.Time // default time.Now
 	// RefuseRecipient, when set, is asked at each RCPT; refuse makes the
 	// reply 550 5.1.1 with reason (the suppression list's refuse_at_rcpt).
 	RefuseRecipient func(addr string) (reason string, refuse bool)
@@ -42,11 +52,16 @@ type Options struct {
 
 // Listener is a bound SMTP submission listener.
 type Listener struct {
-	opts   Options
-	creds  *credentials // nil without AuthFile
-	ln     net.Listener
-	conns  *connTracker
-	server *smtp.Server
+	opts  Options
+	creds *credentials // nil without AuthFile
+	ln    net.Listener
+
+	closing  atomic.Bool // Serve's context is done: idle sessions end with 421
+	sessions sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	perIP    map[string]int
+	open     int // admitted connections, for max_connections
 }
 
 // New validates opts, loads the credentials file and binds the socket, so
@@ -67,6 +82,9 @@ func New(opts Options) (*Listener, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 100
 	}
+	if opts.MaxConnsPerIP <= 0 {
+		opts.MaxConnsPerIP = 20
+	}
 	if opts.MaxRecipients <= 0 {
 		opts.MaxRecipients = 1000
 	}
@@ -76,13 +94,19 @@ func New(opts Options) (*Listener, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Minute
 	}
+	if opts.TransferTimeout <= 0 {
+		opts.TransferTimeout = time.Hour
+	}
+	if opts.AuthFailDelay <= 0 {
+		opts.AuthFailDelay = time.Second
+	}
 	if opts.Hostname == "" {
 		opts.Hostname, _ = os.Hostname()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	l := &Listener{opts: opts}
+	l := &Listener{opts: opts, conns: map[*conn]struct{}{}, perIP: map[string]int{}}
 	if opts.AuthFile != "" {
 		c, err := loadCredentials(opts.AuthFile)
 		if err != nil {
@@ -94,113 +118,137 @@ func New(opts Options) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("submission: cannot listen on %s: %w", opts.Listen, err)
 	}
-	// Beyond MaxConns, connections wait in the kernel's backlog until a
-	// session ends rather than being refused.
-	ln = netutil.LimitListener(ln, opts.MaxConns)
-	l.conns = &connTracker{Listener: ln, open: map[net.Conn]struct{}{}}
-	ln = l.conns
-	if opts.ImplicitTLS {
-		ln = tls.NewListener(ln, opts.TLSConfig)
-	}
 	l.ln = ln
-
-	s := smtp.NewServer(&backend{l: l})
-	s.Domain = opts.Hostname
-	s.MaxRecipients = opts.MaxRecipients
-	s.MaxMessageBytes = opts.MaxMessageSize
-	s.ReadTimeout = opts.Timeout
-	s.WriteTimeout = opts.Timeout
-	s.EnableSMTPUTF8 = true
-	s.EnableDSN = true
-	s.ErrorLog = zerologAdapter{opts.Logger}
-	if !opts.ImplicitTLS {
-		s.TLSConfig = opts.TLSConfig // enables STARTTLS
-	}
-	// Without require_tls, AUTH may run in clear text (loopback apps);
-	// with it, go-smtp offers AUTH only after TLS.
-	s.AllowInsecureAuth = !opts.RequireTLS
-	l.server = s
 	return l, nil
 }
 
 // Addr is the bound address (useful with port 0).
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
-// Serve accepts sessions until ctx is done, then stops accepting, gives
-// sessions in progress a few seconds to finish and closes them. A message
-// whose enqueue completed is stored whether or not its 250 reached the client.
+// shutdownGrace is how long sessions in the middle of a message may go on
+// after Serve's context is done.
+const shutdownGrace = 5 * time.Second
+
+// Serve accepts sessions until ctx is done, then stops accepting, ends idle
+// sessions with 421, gives transfers in progress a few seconds to finish and
+// closes the rest. A message whose enqueue completed is stored whether or
+// not its 250 reached the client.
 func (l *Listener) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- l.server.Serve(l.ln) }()
+	go func() { errc <- l.acceptLoop() }()
+	var err error
 	select {
-	case err := <-errc:
-		return fmt.Errorf("submission %s: %w", l.opts.Listen, err)
+	case err = <-errc:
+		err = fmt.Errorf("submission %s: %w", l.opts.Listen, err)
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := l.server.Shutdown(shutdown); err != nil {
-		// go-smtp's Close is a no-op after Shutdown: close what is left ourselves.
-		l.conns.closeAll()
+	l.closing.Store(true)
+	l.ln.Close()
+	if err == nil {
+		<-errc
 	}
-	<-errc
-	return nil
-}
-
-// connTracker remembers accepted connections so Serve can close the ones
-// still open when the shutdown grace period ends.
-type connTracker struct {
-	net.Listener
-	mu   sync.Mutex
-	open map[net.Conn]struct{}
-}
-
-func (t *connTracker) Accept() (net.Conn, error) {
-	c, err := t.Listener.Accept()
-	if err != nil {
-		return nil, err
+	l.mu.Lock()
+	for c := range l.conns {
+		c.interruptIfIdle()
 	}
-	tc := &trackedConn{Conn: c, t: t}
-	t.mu.Lock()
-	t.open[tc] = struct{}{}
-	t.mu.Unlock()
-	return tc, nil
-}
-
-func (t *connTracker) closeAll() {
-	t.mu.Lock()
-	conns := make([]net.Conn, 0, len(t.open))
-	for c := range t.open {
-		conns = append(conns, c)
+	l.mu.Unlock()
+	done := make(chan struct{})
+	go func() { l.sessions.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(shutdownGrace):
+		l.mu.Lock()
+		for c := range l.conns {
+			c.raw.Close()
+		}
+		l.mu.Unlock()
+		<-done
 	}
-	t.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
+	return err
+}
+
+func (l *Listener) acceptLoop() error {
+	var delay time.Duration
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if l.closing.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				l.opts.Logger.Warn().Err(err).Dur("retry_in", delay).Msg("submission: accept failed")
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		ip := remoteIP(nc)
+		if why := l.admit(ip); why != "" {
+			go l.refuse(nc, why)
+			continue
+		}
+		c := newConn(l, nc, ip)
+		l.track(c)
+		l.sessions.Add(1)
+		go func() {
+			defer l.sessions.Done()
+			c.serve()
+			l.release(c)
+		}()
 	}
 }
 
-type trackedConn struct {
-	net.Conn
-	t    *connTracker
-	once sync.Once
+// admit counts a new connection from ip, or says why it is refused
+// (max_connections overall or per client address).
+func (l *Listener) admit(ip string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.open >= l.opts.MaxConns:
+		return "Too many connections, try again later"
+	case l.perIP[ip] >= l.opts.MaxConnsPerIP:
+		return "Too many connections from your address, try again later"
+	}
+	l.perIP[ip]++
+	l.open++
+	return ""
 }
 
-func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		c.t.mu.Lock()
-		delete(c.t.open, c)
-		c.t.mu.Unlock()
-	})
-	return c.Conn.Close()
+func (l *Listener) track(c *conn) {
+	l.mu.Lock()
+	l.conns[c] = struct{}{}
+	l.mu.Unlock()
 }
 
-// zerologAdapter sends go-smtp's internal errors to our log.
-type zerologAdapter struct{ log zerolog.Logger }
-
-func (z zerologAdapter) Printf(format string, v ...any) {
-	z.log.Warn().Msgf(format, v...)
+func (l *Listener) release(c *conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.conns, c)
+	l.open--
+	if l.perIP[c.ip]--; l.perIP[c.ip] <= 0 {
+		delete(l.perIP, c.ip)
+	}
 }
 
-func (z zerologAdapter) Println(v ...any) {
-	z.log.Warn().Msg(fmt.Sprint(v...))
+// refuse answers a client beyond the connection limits with 421 (RFC 5321
+// §3.8) instead of leaving it in the kernel's backlog without a greeting.
+// Under implicit TLS a clear-text reply would be garbage: just close.
+func (l *Listener) refuse(nc net.Conn, why string) {
+	defer nc.Close()
+	l.opts.Logger.Warn().Str("remote", remoteIP(nc)).Msg("submission: connection refused: " + why)
+	if l.opts.ImplicitTLS {
+		return
+	}
+	nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(nc, "421 4.7.0 %s %s\r\n", l.opts.Hostname, why)
+}
+
+func remoteIP(nc net.Conn) string {
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return nc.RemoteAddr().String()
 }

@@ -179,7 +179,8 @@ func TestBadAddresses(t *testing.T) {
 	}{
 		{"MAIL FROM:<a..b@example.com>", "553 5.1.7"},
 		{"MAIL FROM:<user@-bad.example>", "553 5.1.7"},
-		{"RCPT TO:<nodomain>", "501"}, // go-smtp's own parser refuses it
+		{"RCPT TO:<nodomain>", "553 5.1.3"},
+		{"RCPT TO:b@example.org", "501 5.5.2"}, // RFC 5321 §4.1.2: angle brackets are required
 		{"RCPT TO:<b@exa_mple.org>", "553 5.1.3"},
 		{"RCPT TO:<" + strings.Repeat("x", 65) + "@example.org>", "553 5.1.3"},
 		{"RCPT TO:<ü@example.org>", "553 5.6.7"}, // non-ASCII without SMTPUTF8
@@ -316,7 +317,7 @@ func TestSTARTTLSAndRequireTLS(t *testing.T) {
 	rc.send("MAIL FROM:<a@example.com>\r\n")
 	rc.expect("530 5.7.0")
 	rc.send("AUTH PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=\r\n")
-	rc.expect("523") // go-smtp: TLS is required for AUTH
+	rc.expect("538 5.7.11") // RFC 4954 §6: encryption required for the mechanism
 	// After STARTTLS: AUTH offered and mail accepted.
 	c, err := smtp.DialStartTLS(r.addr, clientTLS)
 	if err != nil {

@@ -38,7 +38,12 @@ type rig struct {
 // the test ends.
 func startListener(t testing.TB, tweak func(*Options)) *rig {
 	t.Helper()
-	dir := t.TempDir()
+	return startListenerIn(t, t.TempDir(), tweak)
+}
+
+// startListenerIn is startListener with the queue file in dir.
+func startListenerIn(t testing.TB, dir string, tweak func(*Options)) *rig {
+	t.Helper()
 	st, err := queue.Open(filepath.Join(dir, "queue.db"), queue.Options{})
 	if err != nil {
 		t.Fatal(err)

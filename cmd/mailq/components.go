@@ -87,6 +87,7 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 		Dir:            cfg.Maildrop.Dir,
 		Store:          store,
 		MaxMessageSize: cfg.MaxMessageSize,
+		MaxRecipients:  intakeMaxRecipients(cfg),
 		Hostname:       cfg.Hostname,
 		PollInterval:   cfg.Maildrop.PollInterval.Duration,
 		Logger:         log.With().Str("component", "maildrop").Logger(),
@@ -100,6 +101,7 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 		Store:          store,
 		Hostname:       cfg.Hostname,
 		MaxMessageSize: cfg.MaxMessageSize,
+		MaxRecipients:  intakeMaxRecipients(cfg),
 		Logger:         log.With().Str("component", "control").Logger(),
 		MaildropFailed: c.maildrop.FailedCount,
 		Bounce: func(_ context.Context, id queue.ID) error {
@@ -144,18 +146,20 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 // submissionOptions maps one [[submission]] table to the listener's options.
 func submissionOptions(cfg *config.Config, sc config.Submission, store *queue.Store, log zerolog.Logger) (submission.Options, error) {
 	opts := submission.Options{
-		Listen:         sc.Listen,
-		ImplicitTLS:    sc.ImplicitTLS,
-		AuthFile:       sc.AuthFile,
-		RequireAuth:    sc.RequireAuth,
-		RequireTLS:     sc.RequireTLS,
-		MaxConns:       sc.MaxConns,
-		MaxRecipients:  sc.MaxRecipients,
-		MaxMessageSize: cfg.MaxMessageSize,
-		Timeout:        sc.Timeout.Duration,
-		Hostname:       cfg.Hostname,
-		Store:          store,
-		Logger:         log.With().Str("component", "submission").Str("listen", sc.Listen).Logger(),
+		Listen:          sc.Listen,
+		ImplicitTLS:     sc.ImplicitTLS,
+		AuthFile:        sc.AuthFile,
+		RequireAuth:     sc.RequireAuth,
+		RequireTLS:      sc.RequireTLS,
+		MaxConns:        sc.MaxConns,
+		MaxConnsPerIP:   sc.MaxConnsPerIP,
+		TransferTimeout: sc.TransferTimeout.Duration,
+		MaxRecipients:   sc.MaxRecipients,
+		MaxMessageSize:  cfg.MaxMessageSize,
+		Timeout:         sc.Timeout.Duration,
+		Hostname:        cfg.Hostname,
+		Store:           store,
+		Logger:          log.With().Str("component", "submission").Str("listen", sc.Listen).Logger(),
 	}
 	if sc.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(sc.TLSCertFile, sc.TLSKeyFile)
@@ -229,3 +233,17 @@ func (c *components) shutdown(ctx context.Context) error {
 type promLogger struct{ log zerolog.Logger }
 
 func (p promLogger) Println(v ...any) { p.log.Error().Msg(fmt.Sprint(v...)) }
+
+// intakeMaxRecipients is the recipient limit of the local intake paths
+// (mailqctl enqueue, sendmail, maildrop): the largest max_recipients of the
+// SMTP listeners, so no local path takes more than SMTP would.
+func intakeMaxRecipients(cfg *config.Config) int {
+	n := 0
+	for _, sc := range cfg.Submission {
+		n = max(n, sc.MaxRecipients)
+	}
+	if n == 0 {
+		return intake.DefaultMaxRecipients
+	}
+	return n
+}

@@ -99,7 +99,7 @@ func (a *app) cmdList(args []string) error {
 		enc := json.NewEncoder(a.stdout)
 		return c.List(context.Background(), f, func(m *queue.Message) error { return enc.Encode(m) })
 	}
-	t := newListTable(a.stdout, time.Now())
+	t := newListTable(terminalSafe(a.stdout), time.Now())
 	err = c.List(context.Background(), f, func(m *queue.Message) error { t.add(m); return nil })
 	if err == nil || t.n > 0 {
 		t.flush() // nothing at all when the daemon could not be asked
@@ -129,7 +129,7 @@ func (a *app) cmdShow(args []string) error {
 	if *asJSON {
 		return json.NewEncoder(a.stdout).Encode(m)
 	}
-	printMessage(a.stdout, m, time.Now(), *withTranscript)
+	printMessage(terminalSafe(a.stdout), m, time.Now(), *withTranscript)
 	return nil
 }
 

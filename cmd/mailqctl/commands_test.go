@@ -375,3 +375,39 @@ func TestUnprivilegedUserRefused(t *testing.T) {
 		t.Errorf("nobody: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// Issue 10: list and show never hand terminal escape sequences from a
+// message (subject, sender, server reply) to the operator's terminal;
+// --json stays exact.
+func TestListAndShowEscapeControlCharacters(t *testing.T) {
+	d := startDaemon(t, control.ServerOptions{})
+	msg := "From: a@example.com\r\nSubject: evil\x1b]0;owned\x07\x1b[2J\r\n\r\nbody\r\n"
+	id := strings.TrimSpace(d.mustCtl(t, msg, "enqueue", "--from", "a@example.com", "--to", "b@example.org"))
+	leases, err := d.store.Lease(time.Now().Add(time.Second), 10)
+	if err != nil || len(leases) != 1 {
+		t.Fatalf("lease: %v %d", err, len(leases))
+	}
+	reply := &queue.Reply{Code: 450, Enhanced: "4.2.1", Text: "busy\x1b[2J\x1b]0;owned\x07"}
+	at := queue.Attempt{Time: time.Now(), Route: "relay", Recipients: []string{"b@example.org"},
+		Replies: []queue.StepReply{{Command: "RCPT TO:<b@example.org>", Reply: *reply}}}
+	if err := d.store.RecordOutcome(leases[0], at, []queue.Outcome{{Recipient: "b@example.org", Decision: queue.DecideRetry,
+		RetryAt: time.Now().Add(time.Hour), Reply: reply}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"show", id}, {"list"}} {
+		out := d.mustCtl(t, "", args...)
+		if strings.ContainsAny(out, "\x1b\x07") {
+			t.Errorf("%s prints raw control characters:\n%q", args[0], out)
+		}
+		if !strings.Contains(out, `\x1b`) {
+			t.Errorf("%s does not show the escaped sequence:\n%s", args[0], out)
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(d.mustCtl(t, "", "show", id, "--json")), &m); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := m["headers"].(map[string]any); h["Subject"] != "evil\x1b]0;owned\x07\x1b[2J" {
+		t.Errorf("show --json Subject = %q, want it exact", h["Subject"])
+	}
+}

@@ -26,3 +26,20 @@ func TestFormatReply(t *testing.T) {
 		})
 	}
 }
+
+func TestSanitizeForTerminal(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain text\twith tab\n", "plain text\twith tab\n"},
+		{"Grüße, 日本", "Grüße, 日本"},
+		{"evil\x1b[2J\x1b]0;owned\x07subject", `evil\x1b[2J\x1b]0;owned\x07subject`},
+		{"cr\rover", `cr\x0dover`},
+		{"c1\u009bcsi", `c1\x9bcsi`},
+		{"bad \xff utf8", `bad \xff utf8`},
+		{"bidi \u202egnp.exe", `bidi \u202egnp.exe`},
+	}
+	for _, tt := range tests {
+		if got := sanitizeForTerminal(tt.in); got != tt.want {
+			t.Errorf("sanitizeForTerminal(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
