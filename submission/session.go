@@ -186,7 +186,8 @@ func (s *session) Data(r io.Reader) error {
 	from := fmt.Sprintf("%s ([%s])", s.conn.Hostname(), s.remoteIP())
 	received := intake.Received(from, s.l.opts.Hostname, with, fmt.Sprintf("%s.%d", s.id, s.txn), s.l.opts.Now())
 	src := &errTracker{r: intake.LimitBody(r, s.l.opts.MaxMessageSize)}
-	id, err := s.l.opts.Store.Enqueue(env, io.MultiReader(strings.NewReader(received), src))
+	msg := intake.NewArrivalReader(io.MultiReader(strings.NewReader(received), src))
+	id, err := s.l.opts.Store.Enqueue(env, msg)
 	if err != nil {
 		if src.err != nil {
 			return readError(src.err)
@@ -195,7 +196,9 @@ func (s *session) Data(r io.Reader) error {
 		return errStoreFailed
 	}
 	metrics.Enqueued.WithLabelValues("smtp").Inc()
-	s.l.opts.Logger.Debug().Str("id", string(id)).Str("session", s.id).Int("recipients", len(env.Recipients)).Msg("submission: message queued")
+	env.Source = "smtp"
+	intake.LogArrival(s.l.opts.Logger.With().Str("session", s.id).Logger(),
+		intake.Arrival{ID: id, Env: env, Client: s.remoteIP(), User: s.authUser, Body: msg})
 	// go-smtp writes a returned *SMTPError as the reply: this is how the
 	// 250 carries the queue id.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + string(id)}
