@@ -20,11 +20,20 @@ var errActionTooLarge = fmt.Errorf("the request is longer than %d MiB (about 3 m
 // actionBatch is how many ids are handed on at a time while they stream in.
 const actionBatch = 1000
 
+// actionExtras are the parts of an action request besides its ids: a
+// selection instead of ids, and the recipients delete and bounce narrow
+// to (sent before the ids, which are applied as they stream in).
+type actionExtras struct {
+	Select     *Selection
+	Recipients string
+}
+
 // readActionRequest decodes an ActionRequest ({"ids": [...], "all": bool})
 // token by token and hands the ids to apply actionBatch at a time as they
 // arrive, so a request of 250,000 ids needs neither a 250,000-id buffer
-// nor a size limit near its length. It returns All and how many ids it read.
-func readActionRequest(body io.Reader, apply func([]queue.ID) error) (all bool, n int, err error) {
+// nor a size limit near its length. It returns All and how many ids it read;
+// "select" and "recipients" go to extra.
+func readActionRequest(body io.Reader, extra *actionExtras, apply func([]queue.ID) error) (all bool, n int, err error) {
 	lr := &io.LimitedReader{R: body, N: maxActionBody + 1}
 	dec := json.NewDecoder(lr)
 	tooLarge := func(err error) error {
@@ -46,6 +55,17 @@ func readActionRequest(body io.Reader, apply func([]queue.ID) error) (all bool, 
 		case "all":
 			if err := dec.Decode(&all); err != nil {
 				return false, n, tooLarge(fmt.Errorf("\"all\": %w", err))
+			}
+		case "select":
+			if err := dec.Decode(&extra.Select); err != nil {
+				return false, n, tooLarge(fmt.Errorf("\"select\": %w", err))
+			}
+		case "recipients":
+			if n > 0 || len(batch) > 0 {
+				return false, n, fmt.Errorf("\"recipients\" must come before \"ids\"")
+			}
+			if err := dec.Decode(&extra.Recipients); err != nil {
+				return false, n, tooLarge(fmt.Errorf("\"recipients\": %w", err))
 			}
 		case "ids":
 			if t, err := dec.Token(); err != nil {

@@ -19,7 +19,7 @@ func FuzzReadActionRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var got []queue.ID
-		all, n, err := readActionRequest(strings.NewReader(string(body)), func(ids []queue.ID) error {
+		all, n, err := readActionRequest(strings.NewReader(string(body)), &actionExtras{}, func(ids []queue.ID) error {
 			got = append(got, ids...)
 			return nil
 		})

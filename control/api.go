@@ -7,9 +7,11 @@ import "mailq/queue"
 // errors are an HTTP status with an ErrorReply body.
 //
 //	GET  /v1/ping                       liveness, for sendmail's choice between socket and maildrop
-//	GET  /v1/messages?status=&from=&to=&older=   JSON Lines of queue.Message
+//	GET  /v1/messages?status=&from=&to=&older=&message_id=   JSON Lines of queue.Message
 //	GET  /v1/messages/{id}              one queue.Message with its attempts
+//	GET  /v1/messages/{id}/body         the stored message, as it will be sent (message/rfc822)
 //	GET  /v1/stats                      Stats
+//	GET  /v1/summary?by=domain|sender|route   Summary
 //	POST /v1/flush                      ActionReply (Count only)
 //	POST /v1/{retry,hold,release,delete,bounce}  ActionRequest -> ActionReply
 //	POST /v1/enqueue?source=control|sendmail     one line of JSON queue.Envelope, "\n", then the raw message -> EnqueueReply
@@ -32,17 +34,37 @@ type Stats struct {
 	MaildropFailed   int   `json:"maildrop_failed"`
 }
 
-// ActionRequest names the messages a retry/hold/release/delete/bounce acts on.
-// All is honoured by retry only.
+// ActionRequest names the messages a retry/hold/release/delete/bounce acts
+// on: IDs, or every message Select matches; All (retry only) is every live
+// message. Recipients (delete and bounce only) narrows the action to the
+// recipients still to do that match it (an address or a domain), leaving
+// the rest of each message as it was.
 type ActionRequest struct {
-	IDs []queue.ID `json:"ids"`
-	All bool       `json:"all,omitempty"`
+	// Recipients and Select come first on the wire: the daemon applies
+	// the ids as they stream in, and must know how before the first.
+	Recipients string     `json:"recipients,omitempty"`
+	Select     *Selection `json:"select,omitempty"`
+	IDs        []queue.ID `json:"ids"`
+	All        bool       `json:"all,omitempty"`
 }
 
-// ActionResult is what happened to one message; Error is empty on success.
+// Selection picks messages as list's filters do (the query parameters of
+// GET /v1/messages have the same names).
+type Selection struct {
+	Status    string `json:"status,omitempty"`
+	From      string `json:"from,omitempty"`
+	To        string `json:"to,omitempty"`
+	Older     string `json:"older,omitempty"`      // a Go duration: 30m, 72h
+	MessageID string `json:"message_id,omitempty"` // the Message-ID field, with or without <>
+}
+
+// ActionResult is what happened to one message: Error when the action
+// failed, Unchanged when there was nothing to do (retry of a held message,
+// release of one not held), both empty when the message was changed.
 type ActionResult struct {
-	ID    queue.ID `json:"id"`
-	Error string   `json:"error,omitempty"`
+	ID        queue.ID `json:"id"`
+	Error     string   `json:"error,omitempty"`
+	Unchanged string   `json:"unchanged,omitempty"`
 }
 
 // ActionReply answers an action: one result per id asked for, and Count,

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"mailq/queue"
@@ -59,6 +60,10 @@ type unreachableError struct {
 }
 
 func (e *unreachableError) Error() string {
+	if errors.Is(e.err, syscall.EACCES) || errors.Is(e.err, syscall.EPERM) {
+		// The daemon may well be running: the socket is not ours to open.
+		return fmt.Sprintf("permission denied on the mailq control socket %s: only root, the daemon's user and members of the socket's group (normally mailq) may use it; ask an administrator to add you to that group", e.socket)
+	}
 	return fmt.Sprintf("mailq daemon not reachable on %s: %v (is mailq running? is --socket or the configuration's control.socket right?)", e.socket, e.err)
 }
 func (e *unreachableError) Is(target error) bool { return target == ErrUnreachable }
@@ -114,18 +119,39 @@ func (c *Client) Ping(ctx context.Context) error {
 
 // List streams the messages matching f to fn, in id order.
 func (c *Client) List(ctx context.Context, f queue.Filter, fn func(*queue.Message) error) error {
+	sel := Selection{Status: string(f.Status), From: f.Sender, To: f.Recipient}
+	if f.OlderThan > 0 {
+		sel.Older = f.OlderThan.String()
+	}
+	return c.ListSelection(ctx, sel, fn)
+}
+
+// ListSelection streams the messages sel matches to fn, in id order.
+func (c *Client) ListSelection(ctx context.Context, sel Selection, fn func(*queue.Message) error) error {
+	return c.ListLines(ctx, sel, func(line []byte) error {
+		var m queue.Message
+		if err := json.Unmarshal(line, &m); err != nil {
+			return fmt.Errorf("reading the message list: %w", err)
+		}
+		return fn(&m)
+	})
+}
+
+// ListLines streams the daemon's JSON line for each message sel matches
+// to fn as it arrives, undecoded (list --json passes them through); the
+// line is only valid during the call.
+func (c *Client) ListLines(ctx context.Context, sel Selection, fn func(line []byte) error) error {
 	q := url.Values{}
 	set := func(k, v string) {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
-	set("status", string(f.Status))
-	set("from", f.Sender)
-	set("to", f.Recipient)
-	if f.OlderThan > 0 {
-		q.Set("older", f.OlderThan.String())
-	}
+	set("status", sel.Status)
+	set("from", sel.From)
+	set("to", sel.To)
+	set("older", sel.Older)
+	set("message_id", sel.MessageID)
 	resp, err := c.send(ctx, http.MethodGet, apiPrefix+"messages?"+q.Encode(), nil)
 	if err != nil {
 		return err
@@ -134,11 +160,7 @@ func (c *Client) List(ctx context.Context, f queue.Filter, fn func(*queue.Messag
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
 	for sc.Scan() {
-		var m queue.Message
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			return fmt.Errorf("reading the message list: %w", err)
-		}
-		if err := fn(&m); err != nil {
+		if err := fn(sc.Bytes()); err != nil {
 			return err
 		}
 	}
@@ -160,6 +182,40 @@ func (c *Client) Show(ctx context.Context, id queue.ID) (*ShowReply, error) {
 	return r, nil
 }
 
+// Body streams the stored message id as it will be sent; the caller closes
+// it. An error the daemon met after the stream began is returned at EOF.
+func (c *Client) Body(ctx context.Context, id queue.ID) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, http.MethodGet, apiPrefix+"messages/"+url.PathEscape(string(id))+"/body", nil)
+	if err != nil {
+		return nil, err
+	}
+	return &trailerChecked{resp: resp}, nil
+}
+
+// trailerChecked turns the error trailer of a streamed answer into the
+// error of its last Read.
+type trailerChecked struct{ resp *http.Response }
+
+func (t *trailerChecked) Read(p []byte) (int, error) {
+	n, err := t.resp.Body.Read(p)
+	if errors.Is(err, io.EOF) {
+		if msg := t.resp.Trailer.Get(listErrorTrailer); msg != "" {
+			return n, &APIError{Status: http.StatusInternalServerError, Message: "the message is incomplete: " + msg}
+		}
+	}
+	return n, err
+}
+
+func (t *trailerChecked) Close() error { return t.resp.Body.Close() }
+
+// Summary counts the recipients still to do by domain, sender or route,
+// and by age (qshape).
+func (c *Client) Summary(ctx context.Context, by string) (Summary, error) {
+	var s Summary
+	err := c.do(ctx, http.MethodGet, apiPrefix+"summary?by="+url.QueryEscape(by), nil, &s)
+	return s, err
+}
+
 // Stats returns the queue's counters.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
@@ -177,8 +233,13 @@ func (c *Client) Flush(ctx context.Context) (int, error) {
 // Action runs retry, hold, release, delete or bounce on ids (all: retry
 // every live message). Per-id failures are in the reply, not the error.
 func (c *Client) Action(ctx context.Context, command string, ids []queue.ID, all bool) (ActionReply, error) {
+	return c.ActionRequest(ctx, command, ActionRequest{IDs: ids, All: all})
+}
+
+// ActionRequest runs retry, hold, release, delete or bounce as req says.
+func (c *Client) ActionRequest(ctx context.Context, command string, req ActionRequest) (ActionReply, error) {
 	var r ActionReply
-	data, err := json.Marshal(ActionRequest{IDs: ids, All: all})
+	data, err := json.Marshal(req)
 	if err != nil {
 		return r, err
 	}

@@ -23,7 +23,9 @@ func (s *Server) routes() {
 	})
 	s.mux.HandleFunc("GET /v1/messages", s.handleList)
 	s.mux.HandleFunc("GET /v1/messages/{id}", s.handleShow)
+	s.mux.HandleFunc("GET /v1/messages/{id}/body", s.handleBody)
 	s.mux.HandleFunc("GET /v1/stats", s.handleStats)
+	s.mux.HandleFunc("GET /v1/summary", s.handleSummary)
 	s.mux.HandleFunc("POST /v1/flush", s.handleFlush)
 	s.mux.HandleFunc("POST /v1/retry", s.action("retry", bulk(s.opts.Store.MakeDueEach)))
 	s.mux.HandleFunc("POST /v1/hold", s.action("hold", bulk(s.opts.Store.HoldEach)))
@@ -45,25 +47,21 @@ var validStatus = map[queue.Status]bool{"": true, queue.StatusQueued: true, queu
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := queue.Filter{Status: queue.Status(q.Get("status")), Sender: q.Get("from"), Recipient: q.Get("to")}
-	if !validStatus[f.Status] {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown status %q: use queued, deferred, held, active or done", f.Status))
+	sel := Selection{Status: q.Get("status"), From: q.Get("from"), To: q.Get("to"), Older: q.Get("older"), MessageID: q.Get("message_id")}
+	f, err := sel.filter()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
-	}
-	if v := q.Get("older"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("bad --older %q: want a duration such as 30m or 2h", v))
-			return
-		}
-		f.OlderThan = d
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Trailer", listErrorTrailer)
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	n := 0
-	err := s.opts.Store.List(f, func(m *queue.Message) error {
+	err = s.opts.Store.List(f, func(m *queue.Message) error {
+		if sel.MessageID != "" && !s.hasMessageID(m.ID, sel.MessageID) {
+			return r.Context().Err()
+		}
 		m.Attempts = nil // list shows messages; show shows attempts
 		if err := enc.Encode(m); err != nil {
 			return err
@@ -79,6 +77,55 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	bw.Flush()
 	if err != nil {
 		s.opts.Logger.Warn().Err(err).Msg("control list stopped early")
+		w.Header().Set(listErrorTrailer, oneLine(err.Error()))
+	}
+}
+
+// filter turns a selection into the store's filter; Message-ID is matched
+// separately (hasMessageID), as the store does not index headers.
+func (sel Selection) filter() (queue.Filter, error) {
+	f := queue.Filter{Status: queue.Status(sel.Status), Sender: sel.From, Recipient: sel.To}
+	if !validStatus[f.Status] {
+		return f, fmt.Errorf("unknown status %q: use queued, deferred, held, active or done", f.Status)
+	}
+	if sel.Older != "" {
+		d, err := time.ParseDuration(sel.Older)
+		if err != nil || d < 0 {
+			return f, fmt.Errorf("bad --older %q: want a duration such as 30m or 2h", sel.Older)
+		}
+		f.OlderThan = d
+	}
+	return f, nil
+}
+
+// selected lists the ids of the messages sel matches, in id order.
+func (s *Server) selected(ctx context.Context, sel Selection) ([]queue.ID, error) {
+	f, err := sel.filter()
+	if err != nil {
+		return nil, err
+	}
+	var ids []queue.ID
+	err = s.opts.Store.List(f, func(m *queue.Message) error {
+		if sel.MessageID == "" || s.hasMessageID(m.ID, sel.MessageID) {
+			ids = append(ids, m.ID)
+		}
+		return ctx.Err()
+	})
+	return ids, err
+}
+
+// handleBody streams the stored message as it will be sent (cat).
+func (s *Server) handleBody(w http.ResponseWriter, r *http.Request) {
+	id := queue.ID(r.PathValue("id"))
+	body, err := s.opts.Store.Body(id)
+	if err != nil {
+		s.writeStoreError(w, id, err)
+		return
+	}
+	defer body.Close()
+	w.Header().Set("Content-Type", "message/rfc822")
+	w.Header().Set("Trailer", listErrorTrailer)
+	if _, err := io.Copy(w, body); err != nil && r.Context().Err() == nil {
 		w.Header().Set(listErrorTrailer, oneLine(err.Error()))
 	}
 }
@@ -116,7 +163,8 @@ func (s *Server) handleFlush(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, "", err)
 		return
 	}
-	s.opts.Logger.Info().Int("messages", n).Msg("control: flush")
+	peer, _ := peerOf(r.Context())
+	s.opts.Logger.Info().Int("messages", n).Uint32("uid", peer.UID).Msg("control: flush")
 	writeJSON(w, http.StatusOK, ActionReply{Count: n})
 }
 
@@ -134,19 +182,59 @@ func (s *Server) action(name string, op func(context.Context, []queue.ID) []erro
 			writeError(w, http.StatusRequestEntityTooLarge, name+": "+errActionTooLarge.Error())
 			return
 		}
+		peer, _ := peerOf(r.Context())
 		var reply ActionReply
-		all, n, err := readActionRequest(r.Body, func(ids []queue.ID) error {
-			for i, err := range op(r.Context(), ids) {
+		var extra actionExtras
+		apply := func(ids []queue.ID) error {
+			var errs []error
+			if extra.Recipients != "" {
+				errs = make([]error, len(ids))
+				for i, id := range ids {
+					errs[i] = s.recipientsOp(r.Context(), name, id, extra.Recipients, peer)
+				}
+			} else {
+				errs = op(r.Context(), ids)
+			}
+			for i, err := range errs {
 				res := ActionResult{ID: ids[i]}
-				if err != nil {
-					res.Error = describeStoreError(ids[i], err)
-				} else {
+				switch {
+				case err == nil:
 					reply.Count++
+					// One line per message touched, under the key every
+					// other line about it uses, so its story can be
+					// followed by id.
+					s.opts.Logger.Info().Str("queue_id", string(ids[i])).Str("command", name).Uint32("uid", peer.UID).
+						Msg("operator: " + name)
+				case unchangedBy(name, err) != "":
+					res.Unchanged = unchangedBy(name, err)
+				default:
+					res.Error = describeStoreError(ids[i], err)
 				}
 				reply.Results = append(reply.Results, res)
 			}
 			return r.Context().Err()
-		})
+		}
+		all, n, err := readActionRequest(r.Body, &extra, apply)
+		if err == nil && extra.Recipients != "" && name != "delete" && name != "bounce" {
+			err = fmt.Errorf("%s acts on whole messages: only delete and bounce take recipients", name)
+		}
+		if err == nil && extra.Select != nil {
+			if all || n > 0 {
+				err = fmt.Errorf("give message ids, a selection or all, not several")
+			} else {
+				var ids []queue.ID
+				if ids, err = s.selected(r.Context(), *extra.Select); err == nil {
+					for start := 0; start < len(ids) && err == nil; start += actionBatch {
+						err = apply(ids[start:min(start+actionBatch, len(ids))])
+					}
+					if err == nil && len(ids) == 0 {
+						writeJSON(w, http.StatusOK, ActionReply{})
+						return
+					}
+					n = len(ids)
+				}
+			}
+		}
 		if err != nil {
 			msg := "bad request body: " + err.Error()
 			if errors.Is(err, errActionTooLarge) {
@@ -172,14 +260,15 @@ func (s *Server) action(name string, op func(context.Context, []queue.ID) []erro
 				s.writeStoreError(w, "", err)
 				return
 			}
-			s.opts.Logger.Info().Str("command", name).Bool("all", true).Int("done", count).Msg("control: " + name)
+			s.opts.Logger.Info().Str("command", name).Bool("all", true).Int("done", count).Uint32("uid", peer.UID).Msg("control: " + name)
 			writeJSON(w, http.StatusOK, ActionReply{Count: count})
 			return
 		case n == 0:
 			writeError(w, http.StatusBadRequest, name+": no message ids given")
 			return
 		}
-		s.opts.Logger.Info().Str("command", name).Int("asked", n).Int("done", reply.Count).Msg("control: " + name)
+		s.opts.Logger.Info().Str("command", name).Uint32("uid", peer.UID).Int32("pid", peer.PID).
+			Int("asked", n).Int("done", reply.Count).Msg("control: " + name)
 		writeJSON(w, http.StatusOK, reply)
 	}
 }
@@ -187,6 +276,22 @@ func (s *Server) action(name string, op func(context.Context, []queue.ID) []erro
 // bulk adapts a queue *Each method to action.
 func bulk(op func([]queue.ID) []error) func(context.Context, []queue.ID) []error {
 	return func(_ context.Context, ids []queue.ID) []error { return op(ids) }
+}
+
+// recipientsOp is delete or bounce of the recipients of id matching pattern.
+func (s *Server) recipientsOp(ctx context.Context, name string, id queue.ID, pattern string, peer Peer) error {
+	if name == "bounce" {
+		if s.opts.BounceRecipients == nil {
+			return errors.New("bounce of single recipients is not available in this daemon")
+		}
+		return s.opts.BounceRecipients(ctx, id, pattern)
+	}
+	removed, err := s.opts.Store.DeleteRecipients(id, pattern)
+	if err == nil {
+		s.opts.Logger.Info().Str("queue_id", string(id)).Strs("recipients", removed).Uint32("uid", peer.UID).
+			Msg("operator: delete recipients")
+	}
+	return err
 }
 
 func (s *Server) bounceEach(ctx context.Context, ids []queue.ID) []error {
@@ -235,7 +340,8 @@ func (s *Server) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 	peer, _ := peerOf(r.Context())
 	received := intake.Received(fmt.Sprintf("local (uid %d)", peer.UID), s.opts.Hostname, source, "", s.opts.Now())
 	body := limits.Body(br)
-	id, err := s.opts.Store.Enqueue(env, io.MultiReader(strings.NewReader(received), body))
+	msg := intake.NewArrivalReader(io.MultiReader(strings.NewReader(received), body))
+	id, err := s.opts.Store.Enqueue(env, msg)
 	if err != nil {
 		switch {
 		case errors.Is(err, intake.ErrTooLarge):
@@ -250,8 +356,8 @@ func (s *Server) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	metrics.Enqueued.WithLabelValues(source).Inc()
-	s.opts.Logger.Info().Str("id", string(id)).Str("source", source).Str("sender", env.Sender).
-		Int("recipients", len(env.Recipients)).Uint32("uid", peer.UID).Msg("enqueued")
+	intake.LogArrival(s.opts.Logger.With().Uint32("uid", peer.UID).Logger(), intake.Arrival{ID: id, Env: env,
+		Client: fmt.Sprintf("local (uid %d, pid %d)", peer.UID, peer.PID), User: intake.UserName(peer.UID), Body: msg})
 	writeJSON(w, http.StatusOK, EnqueueReply{ID: id})
 }
 
@@ -277,17 +383,46 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 	}
 }
 
-func describeStoreError(id queue.ID, err error) string {
-	if errors.Is(err, queue.ErrNotFound) {
-		return fmt.Sprintf("no such message: %s", id)
+// unchangedBy says why an action left a message as it was, when that is
+// not a failure: the operator's wish already holds, or waits for a release.
+func unchangedBy(action string, err error) string {
+	switch {
+	case action == "retry" && errors.Is(err, queue.ErrHeld):
+		return "held: not retried (release it to let it go)"
+	case action == "hold" && errors.Is(err, queue.ErrHeld):
+		return "already held"
+	case action == "release" && errors.Is(err, queue.ErrNotHeld):
+		return "not held: nothing to release"
 	}
-	return err.Error()
+	return ""
+}
+
+// describeStoreError is the per-id error text; the CLI prints it after
+// "COMMAND ID: ", so it names neither again.
+func describeStoreError(id queue.ID, err error) string {
+	switch {
+	case errors.Is(err, queue.ErrNotFound):
+		return "no such message"
+	case errors.Is(err, queue.ErrDone):
+		return "message is done (delivered or bounced): nothing left to act on"
+	case errors.Is(err, queue.ErrClosed):
+		return "the queue is closed: the daemon is shutting down"
+	case errors.Is(err, queue.ErrNoRecipient):
+		return "no recipient still to do matches"
+	}
+	// Store errors name the operation and the id ("queue: hold X: …");
+	// keep only the reason.
+	msg := err.Error()
+	if i := strings.LastIndex(msg, string(id)+": "); i >= 0 {
+		msg = msg[i+len(id)+2:]
+	}
+	return msg
 }
 
 func (s *Server) writeStoreError(w http.ResponseWriter, id queue.ID, err error) {
 	switch {
 	case errors.Is(err, queue.ErrNotFound):
-		writeError(w, http.StatusNotFound, describeStoreError(id, err))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such message: %s", id))
 	case errors.Is(err, queue.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, "the queue is closed: the daemon is shutting down")
 	default:

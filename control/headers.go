@@ -3,6 +3,7 @@ package control
 import (
 	"bufio"
 	"io"
+	"strings"
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
@@ -46,6 +47,22 @@ func (s *Server) headerSummary(id queue.ID) map[string]string {
 		}
 	}
 	return out
+}
+
+// hasMessageID reports whether the stored message's Message-ID field is
+// want (angle brackets optional on either side).
+func (s *Server) hasMessageID(id queue.ID, want string) bool {
+	body, err := s.opts.Store.Body(id)
+	if err != nil {
+		return false
+	}
+	defer body.Close()
+	th, err := textproto.ReadHeader(bufio.NewReader(io.LimitReader(body, maxSummaryHeader)))
+	if err != nil {
+		return false
+	}
+	trim := func(v string) string { return strings.Trim(strings.TrimSpace(v), "<>") }
+	return trim(th.Get("Message-Id")) == trim(want)
 }
 
 // truncate shortens s to at most n runes, marking the cut with "…".

@@ -33,6 +33,12 @@ type ServerOptions struct {
 	// sender; the daemon wires it to delivery, which owns DSN generation.
 	// Nil makes the bounce command answer 501.
 	Bounce func(ctx context.Context, id queue.ID) error
+	// BounceRecipients bounces only the recipients of id still to do that
+	// match pattern (queue.MatchAddress). Nil: bounce --to is refused.
+	BounceRecipients func(ctx context.Context, id queue.ID, pattern string) error
+	// RouteFor names the route for a recipient (summary --by route); nil
+	// makes that summary answer 501.
+	RouteFor func(addr string) string
 	// Authorize decides whether a peer may use the API. Nil means
 	// GroupAuthorizer for the socket's group, set by Serve.
 	Authorize func(Peer) error

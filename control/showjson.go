@@ -16,6 +16,9 @@ func (r ShowReply) MarshalJSON() ([]byte, error) {
 		Recipients []string          `json:"recipients"`
 		Replies    []queue.StepReply `json:"replies"`
 		Transcript []string          `json:"transcript"`
+		// InProgress marks the attempt running now (the message is
+		// active): it is not interrupted, it has no outcome yet.
+		InProgress bool `json:"in_progress,omitempty"`
 	}
 	type wire struct {
 		*queue.Message
@@ -28,9 +31,14 @@ func (r ShowReply) MarshalJSON() ([]byte, error) {
 	}
 	w := wire{Message: r.Message, Recipients: nonNil(r.Message.Recipients),
 		Attempts: make([]attempt, 0, len(r.Message.Attempts)), Headers: r.Headers}
-	for _, a := range r.Message.Attempts {
+	for i, a := range r.Message.Attempts {
+		// An active message is leased, and Lease appended its attempt last.
+		running := r.Message.Status == queue.StatusActive && i == len(r.Message.Attempts)-1
+		if running {
+			a.Interrupted = false
+		}
 		w.Attempts = append(w.Attempts, attempt{Attempt: a, Recipients: nonNil(a.Recipients),
-			Replies: nonNil(a.Replies), Transcript: nonNil(a.Transcript)})
+			Replies: nonNil(a.Replies), Transcript: nonNil(a.Transcript), InProgress: running})
 	}
 	return json.Marshal(w)
 }

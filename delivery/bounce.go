@@ -22,6 +22,17 @@ const bounceWait = 30 * time.Second
 // bounced after its current attempt. BounceNow returns once every message
 // was bounced, or with an error naming the ones that were not (yet).
 func (e *Engine) BounceNow(ids []queue.ID) error {
+	return e.bounceNow(ids, "")
+}
+
+// BounceRecipients bounces, as BounceNow does, only the recipients of id
+// still to do that match pattern (an address or a domain, see
+// queue.MatchAddress); the others keep their schedule.
+func (e *Engine) BounceRecipients(id queue.ID, pattern string) error {
+	return e.bounceNow([]queue.ID{id}, pattern)
+}
+
+func (e *Engine) bounceNow(ids []queue.ID, pattern string) error {
 	var errs []error
 	var waits []chan struct{}
 	var waitIDs []queue.ID
@@ -35,12 +46,12 @@ func (e *Engine) BounceNow(ids []queue.ID) error {
 			errs = append(errs, fmt.Errorf("bounce %s: nothing left to bounce: every recipient is already delivered or bounced", id))
 			continue
 		}
-		done := e.requestBounce(id)
-		if m.Held {
-			err = e.store.Release(id)
-		} else {
-			err = e.store.MakeDue(id)
+		if pattern != "" && !pendingMatch(m, pattern) {
+			errs = append(errs, fmt.Errorf("bounce %s: %w %s", id, queue.ErrNoRecipient, pattern))
+			continue
 		}
+		done := e.requestBounce(id, pattern)
+		err = e.makeDueForBounce(id, m.Held)
 		if err != nil {
 			e.cancelBounce(id)
 			errs = append(errs, fmt.Errorf("bounce %s: %w", id, err))
@@ -65,13 +76,38 @@ func (e *Engine) BounceNow(ids []queue.ID) error {
 	return errors.Join(errs...)
 }
 
+// makeDueForBounce makes a message due now so that its next lease bounces
+// it: a held one is released (an operator's bounce overrides the hold),
+// whether or not it was held when last looked at.
+func (e *Engine) makeDueForBounce(id queue.ID, held bool) error {
+	if held {
+		if err := e.store.Release(id); !errors.Is(err, queue.ErrNotHeld) {
+			return err
+		}
+	}
+	err := e.store.MakeDue(id)
+	if errors.Is(err, queue.ErrHeld) {
+		err = e.store.Release(id)
+	}
+	return err
+}
+
 // requestBounce marks id for bouncing at its next lease and returns a
 // channel closed when that happened.
-func (e *Engine) requestBounce(id queue.ID) chan struct{} {
+func (e *Engine) requestBounce(id queue.ID, pattern string) chan struct{} {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.bounces == nil {
 		e.bounces = make(map[queue.ID]chan struct{})
+		e.bounceOnly = make(map[queue.ID]string)
+	}
+	if _, ok := e.bounces[id]; !ok || pattern == "" {
+		// A whole-message request overrides a narrower one.
+		if pattern == "" {
+			delete(e.bounceOnly, id)
+		} else {
+			e.bounceOnly[id] = pattern
+		}
 	}
 	if ch, ok := e.bounces[id]; ok {
 		return ch
@@ -85,24 +121,38 @@ func (e *Engine) cancelBounce(id queue.ID) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.bounces, id)
+	delete(e.bounceOnly, id)
+}
+
+// pendingMatch reports whether a recipient of m still to do matches pattern.
+func pendingMatch(m *queue.Message, pattern string) bool {
+	for _, rc := range m.Recipients {
+		if !rc.State.Done() && queue.MatchAddress(pattern, rc.Address) {
+			return true
+		}
+	}
+	return false
 }
 
 // takeBounceRequest reports whether a freshly leased message is to be
-// bounced by the operator; the request is consumed. The waiter is released
-// once the outcome is recorded (see complete).
-func (e *Engine) takeBounceRequest(id queue.ID) bool {
+// bounced by the operator, and which recipients ("" for all); the request
+// is consumed. The waiter is released once the outcome is recorded (see
+// complete).
+func (e *Engine) takeBounceRequest(id queue.ID) (bool, string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ch, ok := e.bounces[id]
 	if !ok {
-		return false
+		return false, ""
 	}
+	pattern := e.bounceOnly[id]
 	delete(e.bounces, id)
+	delete(e.bounceOnly, id)
 	if e.bounced == nil {
 		e.bounced = make(map[queue.ID]chan struct{})
 	}
 	e.bounced[id] = ch
-	return true
+	return true, pattern
 }
 
 // bounceRecorded releases a BounceNow waiter for id, if any.
@@ -123,6 +173,7 @@ func (e *Engine) bounceRecorded(id queue.ID) {
 func (e *Engine) retakeBounceRequest(m *queue.Message, all []decided) {
 	e.mu.Lock()
 	ch, ok := e.bounces[m.ID]
+	pattern := e.bounceOnly[m.ID]
 	e.mu.Unlock()
 	if !ok {
 		return
@@ -135,18 +186,19 @@ func (e *Engine) retakeBounceRequest(m *queue.Message, all []decided) {
 	}
 	left := false
 	for _, rc := range m.Recipients {
-		if !rc.State.Done() && !final[rc.Address] {
+		if !rc.State.Done() && !final[rc.Address] && (pattern == "" || queue.MatchAddress(pattern, rc.Address)) {
 			left = true
 		}
 	}
 	if !left {
 		e.mu.Lock()
 		delete(e.bounces, m.ID)
+		delete(e.bounceOnly, m.ID)
 		e.mu.Unlock()
 		close(ch)
 		return
 	}
-	if err := e.store.MakeDue(m.ID); err != nil {
+	if err := e.makeDueForBounce(m.ID, false); err != nil {
 		e.log.Error().Err(err).Str("queue_id", string(m.ID)).Msg("cannot make the message due for the bounce the operator asked for; run mailqctl bounce again")
 	}
 }

@@ -91,6 +91,9 @@ type Engine struct {
 	mx          *mxState
 	sts         *stsState
 	tlsPolicies []TLSPolicy
+	// bounceOnly narrows a bounce request to the recipients matching a
+	// pattern (queue.MatchAddress); absent means every pending recipient.
+	bounceOnly map[queue.ID]string
 }
 
 // New checks the options and builds an engine; it starts nothing.
@@ -217,4 +220,16 @@ func (e *Engine) kick() {
 	case e.wake <- struct{}{}:
 	default:
 	}
+}
+
+// RouteFor names the route that would carry mail for addr now, "" when no
+// route serves its domain (summary --by route).
+func (e *Engine) RouteFor(addr string) string {
+	e.mu.Lock()
+	rt := e.router
+	e.mu.Unlock()
+	if r := rt.lookup(addr); r != nil {
+		return r.Name()
+	}
+	return ""
 }

@@ -157,6 +157,9 @@ func (e *Engine) enqueueNotice(m *queue.Message, n policy.Notice, now time.Time)
 	}
 	e.log.Info().Str("queue_id", string(m.ID)).Str("dsn_id", string(id)).Str("to", m.Sender).
 		Str("action", n.Recipients[0].Action).Int("recipients", len(n.Recipients)).Msg("delivery status notification queued")
+	// The notice's own story starts here, under its own id.
+	e.log.Info().Str("queue_id", string(id)).Str("source", "dsn").Str("cause", string(m.ID)).Str("sender", "").
+		Int("size", len(dsn)).Int("recipients", 1).Msg("arrived")
 	var actions []string
 	for _, r := range n.Recipients {
 		actions = appendUnique(actions, r.Action)

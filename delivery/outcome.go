@@ -50,7 +50,14 @@ func (e *Engine) complete(run *leaseRun) {
 					// resumes at release, with the time held added.
 					deadline = now.Add(max(res.route.Retry.MaxLifetime, time.Minute))
 				}
-				d = policy.Schedule([]policy.Decision{d}, max(rc.Attempts, 1), now, deadline, res.route.Retry, e.opts.Rand)[0]
+				// Attempts an operator asked for do not advance the backoff
+				// (README, retry schedule); the store also keeps the
+				// scheduled time such an attempt brought forward.
+				failures := max(rc.Attempts-rc.OperatorAttempts, 1)
+				d = policy.Schedule([]policy.Decision{d}, failures, now, deadline, res.route.Retry, e.opts.Rand)[0]
+				if d.Action == policy.Retry && rc.ResumeAt.After(now) && rc.ResumeAt.Before(d.RetryAt) {
+					d.RetryAt = rc.ResumeAt
+				}
 			}
 			all = append(all, decided{rcpt: rc, decision: d, res: res})
 		}
@@ -239,10 +246,14 @@ func noRouteResult(rcpts []queue.Recipient, now time.Time) partResult {
 	return res
 }
 
-// operatorBounceResult bounces every leased recipient (`mailqctl bounce`).
-func operatorBounceResult(l queue.Lease, now time.Time) partResult {
+// operatorBounceResult bounces every leased recipient matching pattern
+// ("" for all) (`mailqctl bounce [--to]`).
+func operatorBounceResult(l queue.Lease, pattern string, now time.Time) partResult {
 	res := partResult{start: now}
 	for _, a := range l.Recipients {
+		if pattern != "" && !queue.MatchAddress(pattern, a) {
+			continue
+		}
 		res.decisions = append(res.decisions, policy.Decision{
 			Recipient: a, Action: policy.Bounce, Status: OperatorBounceStatus, Diagnostic: OperatorBounceText,
 		})

@@ -68,9 +68,11 @@ type partResult struct {
 func (e *Engine) start(ctx context.Context, l queue.Lease) {
 	run := &leaseRun{lease: l}
 	e.runs.Add(1)
-	if e.takeBounceRequest(l.Message.ID) {
+	if ok, pattern := e.takeBounceRequest(l.Message.ID); ok {
+		// Recipients the operator did not name get no decision: they go
+		// back to the schedule they had (queue.RecordOutcome, ResumeAt).
 		run.left = 1
-		run.finishPart(e, nil, operatorBounceResult(l, e.opts.Now()))
+		run.finishPart(e, nil, operatorBounceResult(l, pattern, e.opts.Now()))
 		return
 	}
 	leased := make(map[string]bool, len(l.Recipients))
@@ -236,6 +238,7 @@ func (p *part) envelope(m *queue.Message) smtpproto.Envelope {
 		// The store noted 8-bit bytes at enqueue, which decide
 		// BODY=8BITMIME (RFC 6152) before MAIL FROM is sent.
 		EightBit: m.EightBit,
+		LogID:    string(m.ID),
 	}
 	for _, rc := range p.recipients {
 		env.Recipients = append(env.Recipients, smtpproto.Recipient{Address: rc.Address, Notify: rc.Notify, ORCPT: rc.ORCPT})

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -209,7 +211,7 @@ func (m *Maildrop) take(ctx context.Context, name string) {
 	switch {
 	case err == nil:
 		metrics.Enqueued.WithLabelValues("maildrop").Inc()
-		m.opts.Logger.Info().Str("id", string(id)).Str("file", name).Msg("maildrop file taken")
+		m.opts.Logger.Debug().Str("queue_id", string(id)).Str("file", name).Msg("maildrop file taken")
 		m.removeTaken(name)
 	case errors.Is(err, os.ErrNotExist):
 		// Already taken (scan and inotify both saw it), or removed by its writer.
@@ -329,7 +331,8 @@ func (m *Maildrop) enqueueFile(path, name string) (queue.ID, error) {
 	now := m.opts.Now()
 	received := Received("", m.opts.Hostname, "local (mailq maildrop)", name, now)
 	body := &trackedReader{r: io.MultiReader(strings.NewReader(received), limits.Body(msg))}
-	id, err := m.opts.Store.Enqueue(env, body)
+	arrival := NewArrivalReader(body)
+	id, err := m.opts.Store.Enqueue(env, arrival)
 	if err != nil {
 		if src.err != nil || body.err != nil {
 			// Reading the file failed (too large, I/O error): its fault.
@@ -337,7 +340,21 @@ func (m *Maildrop) enqueueFile(path, name string) (queue.ID, error) {
 		}
 		return "", err
 	}
+	owner := ""
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		owner = UserName(st.Uid)
+	}
+	LogArrival(m.opts.Logger, Arrival{ID: id, Env: env, Client: "maildrop file " + name, User: owner, Body: arrival})
 	return id, nil
+}
+
+// UserName is the login name of uid, or "uid N" when it has none: who
+// wrote a maildrop file or called the control socket.
+func UserName(uid uint32) string {
+	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+		return u.Username
+	}
+	return fmt.Sprintf("uid %d", uid)
 }
 
 // trackedReader remembers the first read error other than io.EOF, so a

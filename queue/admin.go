@@ -73,16 +73,18 @@ func (s *Store) modifyEach(op string, ids []ID, fn func(tx *bolt.Tx, r *record, 
 // refusal is an operation declining one message (not a storage error).
 type refusal struct{ error }
 
+func (r refusal) Unwrap() error { return r.error }
+
 // HoldEach stops each message from being attempted (and from expiring)
 // until released. An attempt already in flight finishes; its outcome is
 // recorded but the message is not rescheduled while held.
 func (s *Store) HoldEach(ids []ID) []error {
 	return s.modifyEach("hold", ids, func(tx *bolt.Tx, r *record, d *delta) error {
 		if r.status() == StatusDone {
-			return refusal{fmt.Errorf("message is done; nothing left to hold")}
+			return refusal{ErrDone}
 		}
 		if r.Held {
-			return nil
+			return refusal{ErrHeld}
 		}
 		r.Held, r.HeldAt = true, s.now()
 		return save(tx, r, d)
@@ -94,7 +96,7 @@ func (s *Store) HoldEach(ids []ID) []error {
 func (s *Store) ReleaseEach(ids []ID) []error {
 	return s.modifyEach("release", ids, func(tx *bolt.Tx, r *record, d *delta) error {
 		if !r.Held {
-			return nil
+			return refusal{ErrNotHeld}
 		}
 		now := s.now()
 		if held := now.Sub(r.HeldAt); held > 0 && !r.HeldAt.IsZero() {
@@ -107,14 +109,18 @@ func (s *Store) ReleaseEach(ids []ID) []error {
 	})
 }
 
-// MakeDueEach makes each message due now; a held one stays held, a done
-// one is left alone.
+// MakeDueEach makes each message due now; a held one stays held (ErrHeld),
+// a done one is left alone (ErrDone). The attempt it brings forward is the
+// operator's: it does not advance the backoff (requestNow).
 func (s *Store) MakeDueEach(ids []ID) []error {
 	return s.modifyEach("retry", ids, func(tx *bolt.Tx, r *record, d *delta) error {
-		if r.Held || r.status() == StatusDone {
-			return nil
+		if r.status() == StatusDone {
+			return refusal{ErrDone}
 		}
-		r.dueNow(s.now())
+		if r.Held {
+			return refusal{ErrHeld}
+		}
+		r.requestNow(s.now())
 		d.signal = true
 		return save(tx, r, d)
 	})
@@ -234,7 +240,7 @@ func (s *Store) makeAllDue(queuedToo bool) (int, error) {
 					}
 					continue
 				}
-				r.dueNow(now)
+				r.requestNow(now) // an operator's flush or retry --all
 				if err := save(tx, r, d); err != nil {
 					return err
 				}
@@ -268,13 +274,15 @@ func (s *Store) Purge(now time.Time) (int, error) {
 	limit := now.Add(-s.opts.Retention).UnixNano()
 	for {
 		var n int
+		var purged []ID
 		err := s.write(0, func(tx *bolt.Tx, d *delta) error {
-			n = 0
+			n, purged = 0, purged[:0]
 			done, err := entriesUpTo(tx, bucketFinished, limit, purgeBatch)
 			if err != nil {
 				return err
 			}
 			for _, e := range done {
+				purged = append(purged, e.id)
 				r, err := load(tx, e.id)
 				if err != nil {
 					return err
@@ -288,6 +296,11 @@ func (s *Store) Purge(now time.Time) (int, error) {
 		})
 		if err != nil {
 			return total, fmt.Errorf("queue: purge: %w", err)
+		}
+		if s.opts.OnPurged != nil {
+			for _, id := range purged {
+				s.opts.OnPurged(id)
+			}
 		}
 		total += n
 		if n < purgeBatch {

@@ -20,8 +20,11 @@ func TestHoldRelease(t *testing.T) {
 	if ls := ts.mustLease(t, ts.clock.Now().Add(time.Hour), 10); len(ls) != 0 {
 		t.Fatalf("leased a held message: %v", leaseIDs(ls))
 	}
-	if err := ts.MakeDue(id); err != nil {
-		t.Fatal(err)
+	if err := ts.MakeDue(id); !errors.Is(err, ErrHeld) {
+		t.Fatalf("MakeDue of a held message: %v, want ErrHeld", err)
+	}
+	if err := ts.Hold(id); !errors.Is(err, ErrHeld) {
+		t.Fatalf("Hold of a held message: %v, want ErrHeld", err)
 	}
 	if m := ts.mustGet(t, id); m.Status != StatusHeld {
 		t.Fatalf("MakeDue released a held message: %s", m.Status)
@@ -33,6 +36,9 @@ func TestHoldRelease(t *testing.T) {
 	m := ts.mustGet(t, id)
 	if m.Held || m.Status != StatusQueued || m.HeldFor != 3*time.Hour || !m.NextAttempt.Equal(released) {
 		t.Fatalf("after Release: %+v", m)
+	}
+	if err := ts.Release(id); !errors.Is(err, ErrNotHeld) {
+		t.Fatalf("Release of a message not held: %v, want ErrNotHeld", err)
 	}
 	if got := leaseIDs(ts.mustLease(t, released, 10)); !slices.Equal(got, []ID{id}) {
 		t.Errorf("lease after release = %v", got)
@@ -214,9 +220,13 @@ func TestBulkActionsAcrossBatches(t *testing.T) {
 				if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), op+" "+string(unknown)) {
 					t.Errorf("%s of the unknown id: %v", op, err)
 				}
-			case ids[i] == done && op == "hold":
-				if err == nil {
-					t.Errorf("hold of a done message succeeded")
+			case ids[i] == done && (op == "hold" || op == "retry"):
+				if !errors.Is(err, ErrDone) {
+					t.Errorf("%s of a done message: %v, want ErrDone", op, err)
+				}
+			case ids[i] == done && op == "release":
+				if !errors.Is(err, ErrNotHeld) {
+					t.Errorf("release of a message not held: %v, want ErrNotHeld", err)
 				}
 			case err != nil:
 				t.Errorf("%s %s: %v", op, ids[i], err)

@@ -72,8 +72,15 @@ type Recipient struct {
 	ORCPT       string         `json:"orcpt"`
 	State       RecipientState `json:"state"`
 	Attempts    int            `json:"attempts"`
-	NextAttempt time.Time      `json:"next_attempt"` // zero when done
-	LastReply   *Reply         `json:"last_reply"`   // nil until tried
+	NextAttempt time.Time      `json:"next_attempt,omitzero"` // omitted when done
+	LastReply   *Reply         `json:"last_reply"`            // nil until tried
+	// OperatorAttempts counts the attempts an operator asked for (retry,
+	// flush); they are in Attempts too but do not advance the backoff.
+	OperatorAttempts int `json:"operator_attempts,omitempty"`
+	// ResumeAt is the scheduled attempt an operator's retry or flush
+	// brought forward; a failed operator attempt returns to it (zero when
+	// no request is pending).
+	ResumeAt time.Time `json:"resume_at,omitzero"`
 }
 
 // StepReply is the reply to one command within an attempt.
@@ -103,6 +110,9 @@ type Attempt struct {
 	// Interrupted is set when the attempt never recorded an outcome (the
 	// daemon stopped or crashed mid-delivery); it counts as a failed attempt.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// Operator is set when an operator's retry or flush made this attempt
+	// happen early; it does not advance the backoff schedule.
+	Operator bool `json:"operator,omitempty"`
 }
 
 // Message is a stored message without its body.
@@ -112,7 +122,7 @@ type Message struct {
 	Sender      string      `json:"sender"`
 	Size        int64       `json:"size"`
 	Arrival     time.Time   `json:"arrival"`
-	NextAttempt time.Time   `json:"next_attempt"` // earliest of the recipients still to do; zero if none
+	NextAttempt time.Time   `json:"next_attempt,omitzero"` // earliest of the recipients still to do; omitted (zero) when done
 	Held        bool        `json:"held"`
 	EnvID       string      `json:"envid"`
 	Ret         string      `json:"ret"`
@@ -169,9 +179,13 @@ type Lease struct {
 
 // Filter selects messages for List. Zero fields match everything.
 type Filter struct {
-	Status    Status        // "" = every status except done
-	Sender    string        // exact, case-insensitive
-	Recipient string        // exact address, or "@domain" for every recipient at that domain
+	Status Status // "" = every status except done
+	// Sender and Recipient are an address (case-insensitive), or a domain
+	// written "@example.com" or "example.com" (see MatchAddress); Sender
+	// "<>" is the null sender. Recipient matches only recipients still to
+	// do, unless Status is done.
+	Sender    string
+	Recipient string
 	OlderThan time.Duration // arrival earlier than now-OlderThan
 }
 
@@ -210,6 +224,9 @@ type Options struct {
 	// MessageIDOf, when set, finds the Message-ID in the first body chunk
 	// for an envelope that does not carry it.
 	MessageIDOf func(head []byte) string
+	// OnPurged is called, after the commit, for each done message Purge
+	// removed (the end of its story in the log). May be nil.
+	OnPurged func(id ID)
 }
 
 // RebuildProgress reports an index rebuild at Open.
@@ -226,6 +243,18 @@ var (
 	// ErrLeaseLost means RecordOutcome was called with a token that is no
 	// longer current (the message was deleted or re-leased meanwhile).
 	ErrLeaseLost = errors.New("queue: lease no longer held")
+	// ErrDone: the message is delivered or bounced; hold and retry have
+	// nothing left to act on.
+	ErrDone = errors.New("message is done (delivered or bounced)")
+	// ErrHeld: retry of a held message does nothing until it is released;
+	// hold of a held one changes nothing.
+	ErrHeld = errors.New("message is held")
+	// ErrNotHeld: release of a message that is not held changes nothing.
+	ErrNotHeld = errors.New("message is not held")
+	// ErrNoRecipient: no recipient still to do matches the address given.
+	ErrNoRecipient = errors.New("no recipient still to do matches")
+	// ErrInFlight: the recipient's attempt is running; try again after it.
+	ErrInFlight = errors.New("recipient is being delivered right now; try again in a moment")
 )
 
 // The Store's methods (implemented in store.go and friends):

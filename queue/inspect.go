@@ -2,6 +2,8 @@ package queue
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -54,12 +56,11 @@ func (s *Store) List(f Filter, fn func(*Message) error) error {
 			}
 			for ; k != nil && len(page) < listPage; k, _ = c.Next() {
 				after = append(after[:0], k...)
-				r, err := load(tx, ID(k))
+				m, err := loadListing(tx, ID(k))
 				if err != nil {
 					continue // set aside as damaged at the next open
 				}
-				if m := r.public(); lf.matches(m) {
-					m.Attempts = nil // list shows no history; Get does
+				if lf.matches(m) {
 					page = append(page, m)
 				}
 			}
@@ -82,6 +83,35 @@ func (s *Store) List(f Filter, fn func(*Message) error) error {
 	}
 }
 
+// listingRecord is the part of a stored record that list prints: the
+// attempt history, most of a deferred message's record, is skipped
+// without being decoded (issue 18: list must not pay for history it does
+// not show).
+type listingRecord struct {
+	Message
+	Attempts skippedJSON `json:"attempts"`
+	Token    uint64      `json:"lease_token,omitempty"`
+}
+
+// skippedJSON accepts any JSON value and keeps nothing of it.
+type skippedJSON struct{}
+
+func (*skippedJSON) UnmarshalJSON([]byte) error { return nil }
+
+// loadListing reads a message for List, without its attempt history.
+func loadListing(tx *bolt.Tx, id ID) (*Message, error) {
+	v := tx.Bucket(bucketMsgs).Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	var lr listingRecord
+	if err := json.Unmarshal(v, &lr); err != nil || lr.ID != id || len(lr.Recipients) == 0 {
+		return nil, fmt.Errorf("queue: message %s: undecodable record", id)
+	}
+	r := record{Message: lr.Message, Token: lr.Token}
+	return r.public(), nil
+}
+
 // listFilter is a Filter prepared once per List call.
 type listFilter struct {
 	Filter
@@ -97,7 +127,7 @@ func (f *listFilter) matches(m *Message) bool {
 		return false
 	case f.nullSender && m.Sender != "":
 		return false
-	case !f.nullSender && f.Sender != "" && !strings.EqualFold(f.Sender, m.Sender):
+	case !f.nullSender && f.Sender != "" && !MatchAddress(f.Sender, m.Sender):
 		return false
 	case !f.cutoff.IsZero() && !m.Arrival.Before(f.cutoff):
 		return false
@@ -106,15 +136,32 @@ func (f *listFilter) matches(m *Message) bool {
 		return true
 	}
 	for _, rc := range m.Recipients {
-		if strings.HasPrefix(f.Recipient, "@") {
-			if len(rc.Address) >= len(f.Recipient) && strings.EqualFold(rc.Address[len(rc.Address)-len(f.Recipient):], f.Recipient) {
-				return true
-			}
-		} else if strings.EqualFold(rc.Address, f.Recipient) {
+		// A recipient already delivered or bounced is not what an operator
+		// selecting "mail for @dom" means to act on (issue 12 item 7);
+		// among done messages every recipient is done.
+		if rc.State.Done() && f.Status != StatusDone {
+			continue
+		}
+		if MatchAddress(f.Recipient, rc.Address) {
 			return true
 		}
 	}
 	return false
+}
+
+// MatchAddress reports whether addr matches pattern: an address (compared
+// case-insensitively), or a domain, written "@example.com" or
+// "example.com", which matches the addresses at exactly that domain.
+func MatchAddress(pattern, addr string) bool {
+	if pattern == "" {
+		return false
+	}
+	if strings.HasPrefix(pattern, "@") || !strings.Contains(pattern, "@") {
+		domain := strings.TrimPrefix(pattern, "@")
+		at := strings.LastIndexByte(addr, '@')
+		return at >= 0 && strings.EqualFold(addr[at+1:], domain)
+	}
+	return strings.EqualFold(pattern, addr)
 }
 
 // Stats returns counts by status (kept in step with every commit), the age

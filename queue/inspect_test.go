@@ -54,6 +54,10 @@ func TestListFilters(t *testing.T) {
 		{"domain is not a suffix match of a subdomain", Filter{Recipient: "@sub.example.org"}, []ID{queued}},
 		{"older than", Filter{OlderThan: time.Hour}, []ID{old}},
 		{"combined", Filter{Recipient: "@other.net", Status: StatusHeld}, []ID{held}},
+		{"recipient domain without @", Filter{Recipient: "example.org"}, []ID{old, deferred, fresh}},
+		{"sender domain", Filter{Sender: "@EXAMPLE.com"}, []ID{old, deferred, queued, fresh}},
+		{"sender domain without @", Filter{Sender: "example.com"}, []ID{old, deferred, queued, fresh}},
+		{"done recipients match among done messages", Filter{Recipient: "@example.org", Status: StatusDone}, []ID{done}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +78,54 @@ func TestListFilters(t *testing.T) {
 	n := 0
 	if err := ts.List(Filter{}, func(*Message) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
 		t.Errorf("List did not stop on fn error: %v after %d", err, n)
+	}
+}
+
+// TestListToMatchesOnlyPendingRecipients (issue 12 item 7): a message whose
+// recipient at a domain is delivered, but with another still pending
+// elsewhere, is not "mail for" that domain.
+func TestListToMatchesOnlyPendingRecipients(t *testing.T) {
+	ts := openTestStore(t)
+	id := ts.mustEnqueue(t, envelope("s@example.com", "a@done.test", "b@pending.test"), "x")
+	now := ts.clock.Now()
+	l := ts.mustLease(t, now, 1)[0]
+	if err := ts.RecordOutcome(l, Attempt{}, []Outcome{{Recipient: "a@done.test", Decision: DecideDelivered},
+		{Recipient: "b@pending.test", Decision: DecideRetry, RetryAt: now.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	for pattern, want := range map[string][]ID{"@done.test": nil, "@pending.test": {id}} {
+		var got []ID
+		ts.List(Filter{Recipient: pattern}, func(m *Message) error { got = append(got, m.ID); return nil })
+		if !slices.Equal(got, want) {
+			t.Errorf("List(to %s) = %v, want %v", pattern, got, want)
+		}
+	}
+}
+
+// TestDeleteRecipients: only the matching recipients still to do go; the
+// last one takes the message with it.
+func TestDeleteRecipients(t *testing.T) {
+	ts := openTestStore(t)
+	id := ts.mustEnqueue(t, envelope("s@example.com", "a@one.test", "b@one.test", "c@two.test"), "x")
+	removed, err := ts.DeleteRecipients(id, "one.test")
+	if err != nil || !slices.Equal(removed, []string{"a@one.test", "b@one.test"}) {
+		t.Fatalf("DeleteRecipients(one.test) = %v, %v", removed, err)
+	}
+	m := ts.mustGet(t, id)
+	if len(m.Recipients) != 1 || m.Recipients[0].Address != "c@two.test" || m.Status != StatusQueued {
+		t.Fatalf("after deleting one.test: %+v", m)
+	}
+	if _, err := ts.DeleteRecipients(id, "@one.test"); !errors.Is(err, ErrNoRecipient) {
+		t.Errorf("deleting again: %v, want ErrNoRecipient", err)
+	}
+	if _, err := ts.DeleteRecipients(id, "C@two.test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Get(id); !errors.Is(err, ErrNotFound) {
+		t.Errorf("message with no recipient left: %v, want ErrNotFound", err)
+	}
+	if st, _ := ts.Stats(); st.Live != 0 {
+		t.Errorf("stats after the last recipient went: %+v", st)
 	}
 }
 
@@ -143,5 +195,34 @@ func TestStats(t *testing.T) {
 	want.DeliveredTotal, want.BouncedTotal, want.DeferredTotal = 0, 0, 0
 	if st != want {
 		t.Errorf("Stats after reopen = %+v\nwant    %+v", st, want)
+	}
+}
+
+// TestOpenReadOnly: with the daemon's store closed, the file can be read
+// (and not written); while it is open, OpenReadOnly says it is in use
+// instead of waiting for it.
+func TestOpenReadOnly(t *testing.T) {
+	ts := openTestStore(t)
+	id := ts.mustEnqueue(t, envelope("s@example.com", "a@example.org"), "hello")
+	path := ts.path
+	if _, err := OpenReadOnly(path, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("OpenReadOnly beside an open store: %v, want ErrLocked", err)
+	}
+	if err := ts.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenReadOnly(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if m, err := ro.Get(id); err != nil || m.Sender != "s@example.com" {
+		t.Fatalf("Get read-only: %+v, %v", m, err)
+	}
+	if st, err := ro.Stats(); err != nil || st.Queued != 1 || st.Live != 1 {
+		t.Errorf("Stats read-only: %+v, %v", st, err)
+	}
+	if err := ro.Hold(id); err == nil {
+		t.Errorf("Hold on a read-only store succeeded")
 	}
 }

@@ -146,6 +146,22 @@ func (r *record) dueNow(now time.Time) {
 	}
 }
 
+// requestNow is dueNow for an operator's retry or flush: each recipient
+// brought forward remembers the attempt it was scheduled for (ResumeAt), so
+// that a failed early attempt does not push its schedule out.
+func (r *record) requestNow(now time.Time) {
+	for i := range r.Recipients {
+		rc := &r.Recipients[i]
+		if rc.State.Done() || r.isLeased(rc.Address) || !rc.NextAttempt.After(now) {
+			continue
+		}
+		if rc.ResumeAt.IsZero() {
+			rc.ResumeAt = rc.NextAttempt
+		}
+		rc.NextAttempt = now
+	}
+}
+
 // save stores r and brings every index in line with it: the schedule index
 // holds it iff it is live, not held and not leased; live and finished
 // follow whether it is done. All writes go through here so the indexes

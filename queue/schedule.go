@@ -53,6 +53,7 @@ func (s *Store) Lease(now time.Time, max int) ([]Lease, error) {
 				continue
 			}
 			var due []string
+			operator := false
 			for i := range r.Recipients {
 				rc := &r.Recipients[i]
 				if rc.State.Done() || rc.NextAttempt.After(now) {
@@ -60,6 +61,10 @@ func (s *Store) Lease(now time.Time, max int) ([]Lease, error) {
 				}
 				rc.State = Deferred
 				rc.Attempts++
+				if !rc.ResumeAt.IsZero() {
+					rc.OperatorAttempts++
+					operator = true
+				}
 				due = append(due, rc.Address)
 			}
 			if len(due) == 0 {
@@ -71,7 +76,7 @@ func (s *Store) Lease(now time.Time, max int) ([]Lease, error) {
 			}
 			r.Token = s.nextToken.Add(1)
 			r.Leased = due
-			r.Attempts = append(r.Attempts, Attempt{Time: now, Recipients: due, Interrupted: true})
+			r.Attempts = append(r.Attempts, Attempt{Time: now, Recipients: due, Interrupted: true, Operator: operator})
 			if err := save(tx, r, d); err != nil {
 				return err
 			}
@@ -139,8 +144,10 @@ func (s *Store) RecordAttempts(l Lease, attempts []Attempt, outcomes []Outcome) 
 			decided[o.Recipient] = o
 		}
 		done := make([]Attempt, len(attempts))
+		operator := r.Attempts[l.AttemptIndex].Operator
 		for i, a := range attempts {
 			a.Interrupted = false
+			a.Operator = operator
 			done[i] = a
 		}
 		r.Attempts = slices.Replace(r.Attempts, l.AttemptIndex, l.AttemptIndex+1, done...)
@@ -149,9 +156,16 @@ func (s *Store) RecordAttempts(l Lease, attempts []Attempt, outcomes []Outcome) 
 			if !r.isLeased(rc.Address) || rc.State.Done() {
 				continue
 			}
+			resume := rc.ResumeAt
+			rc.ResumeAt = time.Time{}
 			o, ok := decided[rc.Address]
 			if !ok {
 				rc.State, rc.NextAttempt = Deferred, now
+				if resume.After(now) {
+					// Brought forward by an operator and left undecided
+					// (a bounce of other recipients): back to its schedule.
+					rc.NextAttempt = resume
+				}
 				d.signal = true
 				continue
 			}
@@ -170,6 +184,11 @@ func (s *Store) RecordAttempts(l Lease, attempts []Attempt, outcomes []Outcome) 
 				rc.State, rc.NextAttempt = Deferred, o.RetryAt
 				if o.RetryAt.IsZero() {
 					rc.NextAttempt = now
+				}
+				if resume.After(now) && resume.Before(rc.NextAttempt) {
+					// An operator's early attempt failed: back to the
+					// schedule it interrupted (README, retry schedule).
+					rc.NextAttempt = resume
 				}
 				d.deferred++
 				d.signal = true

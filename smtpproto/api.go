@@ -31,6 +31,9 @@ type Envelope struct {
 	Size       int64  // body size in bytes, for SIZE=; 0 = unknown
 	EightBit   bool   // body has 8-bit bytes (BODY=8BITMIME when advertised)
 	SMTPUTF8   bool   // envelope or headers need SMTPUTF8
+	// LogID is the caller's name for the message, put on Send's log lines
+	// as queue_id so they join the rest of the message's story.
+	LogID string
 }
 
 // RecipientResult is what happened to one recipient in Send.

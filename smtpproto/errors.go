@@ -5,6 +5,8 @@ package smtpproto
 // can classify an attempt with errors.As.
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -25,7 +27,13 @@ func (e *ConnectError) Error() string {
 	if e.Via != "" {
 		via = " via " + e.Via
 	}
-	return fmt.Sprintf("couldn't connect to host, port: %s, %d; timeout %s%s: %v", e.Host, e.Port, e.Timeout, via, e.Err)
+	// The timeout is named only when it is what happened: "connection
+	// refused; timeout 30s" would read as if both had.
+	var te interface{ Timeout() bool }
+	if errors.Is(e.Err, context.DeadlineExceeded) || (errors.As(e.Err, &te) && te.Timeout()) {
+		return fmt.Sprintf("couldn't connect to host, port: %s, %d%s: no connection within connectiontimeout %s: %v", e.Host, e.Port, via, e.Timeout, e.Err)
+	}
+	return fmt.Sprintf("couldn't connect to host, port: %s, %d%s: %v", e.Host, e.Port, via, e.Err)
 }
 func (e *ConnectError) Unwrap() error { return e.Err }
 

@@ -179,7 +179,7 @@ func (c *Conn) transaction(st *txState, mail, from string, rcptCmds []string, id
 			accepted = append(accepted, i)
 			if c.s.ReportSuccess {
 				res.Steps = append(res.Steps, StepReply{Command: rcptCmds[i], Reply: rr})
-				c.log.Info().Str("rcpt", st.env.Recipients[i].Address).Int("code", r.Code).Str("reply", rr.Text).Msg("recipient accepted")
+				c.log.Info().Str("queue_id", st.env.LogID).Str("recipient", st.env.Recipients[i].Address).Int("code", r.Code).Str("reply", rr.Text).Msg("recipient accepted")
 			}
 		case r.Code == 452:
 			temp = append(temp, i)

@@ -88,7 +88,8 @@ func (c *conn) deliver(body io.Reader) outcome {
 	received := intake.Received(from, c.l.opts.Hostname, with, fmt.Sprintf("%s.%d", c.id, c.txn), c.l.opts.Now())
 	limits := intake.Limits{MaxMessageSize: c.l.opts.MaxMessageSize, MaxRecipients: c.l.opts.MaxRecipients}
 	src := &errTracker{r: limits.Body(body)}
-	id, err := c.l.opts.Store.Enqueue(env, io.MultiReader(strings.NewReader(received), src))
+	msg := intake.NewArrivalReader(io.MultiReader(strings.NewReader(received), src))
+	id, err := c.l.opts.Store.Enqueue(env, msg)
 	if err != nil {
 		if src.err != nil {
 			return readOutcome(src.err)
@@ -97,7 +98,8 @@ func (c *conn) deliver(body io.Reader) outcome {
 		return outcome{code: 452, enhanced: "4.3.1", text: "Cannot store the message now; it was not queued, try again later"}
 	}
 	metrics.Enqueued.WithLabelValues("smtp").Inc()
-	c.l.opts.Logger.Debug().Str("id", string(id)).Str("session", c.id).Int("recipients", len(env.Recipients)).Msg("submission: message queued")
+	intake.LogArrival(c.l.opts.Logger.With().Str("session", c.id).Logger(),
+		intake.Arrival{ID: id, Env: env, Client: c.ip, User: c.authUser, Body: msg})
 	return outcome{code: 250, enhanced: "2.0.0", text: "Ok: queued as " + string(id)}
 }
 

@@ -109,6 +109,10 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 		},
 		Webhooks:    c.events.poster.Status,
 		Suppression: c.events.list,
+		BounceRecipients: func(_ context.Context, id queue.ID, pattern string) error {
+			return engine.BounceRecipients(id, pattern)
+		},
+		RouteFor: engine.RouteFor,
 	})
 	ln, err := ctl.Listen(cfg.Control.Socket, cfg.Control.SocketGroup)
 	if err != nil {

@@ -32,8 +32,11 @@ func openStore(path string, cfg *config.Config, signals <-chan os.Signal, log ze
 	opts := queue.Options{
 		Retention: cfg.Retention.Duration,
 		OnDamaged: func(id queue.ID, reason error) {
-			log.Error().Str("id", string(id)).Err(reason).
+			log.Error().Str("queue_id", string(id)).Err(reason).
 				Msg("damaged queue record set aside; inspect it with `mailqctl show`, it was not delivered")
+		},
+		OnPurged: func(id queue.ID) {
+			log.Info().Str("queue_id", string(id)).Msg("removed: done and past retention")
 		},
 		OnRebuild: func(p queue.RebuildProgress) {
 			notify(log, fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", startExtension.Microseconds()))

@@ -29,6 +29,8 @@ func init() {
 		"delete":      func(a *app, args []string) error { return a.cmdAction("delete", args) },
 		"bounce":      func(a *app, args []string) error { return a.cmdAction("bounce", args) },
 		"stats":       (*app).cmdStats,
+		"cat":         (*app).cmdCat,
+		"summary":     (*app).cmdSummary,
 		"enqueue":     (*app).cmdEnqueue,
 		"events":      (*app).cmdEvents,      // events.go
 		"webhooks":    (*app).cmdWebhooks,    // events.go
@@ -67,14 +69,73 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// selectionFlags are list's filters; delete, hold, release, retry, bounce
+// and flush take them too, to act on what they select.
+type selectionFlags struct {
+	status, from, to, messageID *string
+	older                       ageFlag
+}
+
+func addSelectionFlags(fs *flag.FlagSet) *selectionFlags {
+	sf := &selectionFlags{
+		status:    fs.String("status", "", "queued, deferred, held, active or done"),
+		from:      fs.String("from", "", "sender address, @domain or domain; <> for the null sender"),
+		to:        fs.String("to", "", "recipient address, @domain or domain (recipients still to do)"),
+		messageID: fs.String("message-id", "", "the Message-ID header field, with or without <>"),
+	}
+	fs.Var(&sf.older, "older", "arrived longer ago than this (30m, 2h, 3d)")
+	return sf
+}
+
+// selection checks the flags and returns the selection, and whether any
+// filter was given.
+func (sf *selectionFlags) selection(cmd string) (control.Selection, bool, error) {
+	switch queue.Status(*sf.status) {
+	case "", queue.StatusQueued, queue.StatusDeferred, queue.StatusHeld, queue.StatusActive, queue.StatusDone:
+	default:
+		return control.Selection{}, false, usagef("%s: unknown --status %q (queued, deferred, held, active or done)", cmd, *sf.status)
+	}
+	if sf.older < 0 {
+		return control.Selection{}, false, usagef("%s: --older must not be negative", cmd)
+	}
+	for flagName, v := range map[string]string{"from": *sf.from, "to": *sf.to} {
+		if err := checkAddressPattern(v); err != nil {
+			return control.Selection{}, false, usagef("%s: --%s %q: %v", cmd, flagName, v, err)
+		}
+	}
+	sel := control.Selection{Status: *sf.status, From: *sf.from, To: *sf.to, MessageID: *sf.messageID}
+	if sf.older > 0 {
+		sel.Older = time.Duration(sf.older).String()
+	}
+	return sel, sel != control.Selection{}, nil
+}
+
+// checkAddressPattern accepts what queue.MatchAddress does: an address,
+// "@domain" or "domain" ("<>" and "" too); anything else gets a hint
+// instead of silently matching nothing.
+func checkAddressPattern(v string) error {
+	if v == "" || v == "<>" {
+		return nil
+	}
+	local, domain, hasAt := strings.Cut(strings.TrimPrefix(v, "@"), "@")
+	switch {
+	case strings.ContainsAny(v, " <>,"):
+		return errors.New("give one address, @domain or domain (no spaces, brackets or lists)")
+	case strings.HasPrefix(v, "@") && hasAt:
+		return errors.New("a domain is written @example.com or example.com")
+	case hasAt && (local == "" || domain == ""):
+		return errors.New("want user@example.com, @example.com or example.com")
+	case !hasAt && strings.TrimPrefix(v, "@") == "":
+		return errors.New("want user@example.com, @example.com or example.com")
+	}
+	return nil
+}
+
 func (a *app) cmdList(args []string) error {
 	fs := a.newFlags("list")
 	asJSON := fs.Bool("json", false, "JSON Lines")
-	status := fs.String("status", "", "queued, deferred, held, active or done")
-	from := fs.String("from", "", "sender address")
-	to := fs.String("to", "", "recipient address or @domain")
-	var older ageFlag
-	fs.Var(&older, "older", "arrived longer ago than this (30m, 2h, 3d)")
+	idsOnly := fs.Bool("ids", false, "message ids only, one per line")
+	sf := addSelectionFlags(fs)
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -82,25 +143,39 @@ func (a *app) cmdList(args []string) error {
 	if len(rest) > 0 {
 		return usagef("list takes no arguments, got %q", rest)
 	}
-	switch queue.Status(*status) {
-	case "", queue.StatusQueued, queue.StatusDeferred, queue.StatusHeld, queue.StatusActive, queue.StatusDone:
-	default:
-		return usagef("list: unknown --status %q (queued, deferred, held, active or done)", *status)
-	}
-	if older < 0 {
-		return usagef("list: --older must not be negative")
-	}
-	c, err := a.client()
+	sel, _, err := sf.selection("list")
 	if err != nil {
 		return err
 	}
-	f := queue.Filter{Status: queue.Status(*status), Sender: *from, Recipient: *to, OlderThan: time.Duration(older)}
-	if *asJSON {
-		enc := json.NewEncoder(a.stdout)
-		return c.List(context.Background(), f, func(m *queue.Message) error { return enc.Encode(m) })
+	c, done, err := a.readClient(context.Background())
+	if err != nil {
+		return err
 	}
-	t := newListTable(terminalSafe(a.stdout), time.Now())
-	err = c.List(context.Background(), f, func(m *queue.Message) error { t.add(m); return nil })
+	defer done()
+	out := bufio.NewWriterSize(a.stdout, 64<<10)
+	defer out.Flush()
+	switch {
+	case *idsOnly:
+		return c.ListLines(context.Background(), sel, func(line []byte) error {
+			var m struct {
+				ID queue.ID `json:"id"`
+			}
+			if err := json.Unmarshal(line, &m); err != nil {
+				return fmt.Errorf("reading the message list: %w", err)
+			}
+			_, err := fmt.Fprintln(out, m.ID)
+			return err
+		})
+	case *asJSON:
+		// The daemon's lines are the contract's objects already: pass them
+		// through as they stream, without decoding them.
+		return c.ListLines(context.Background(), sel, func(line []byte) error {
+			out.Write(line)
+			return out.WriteByte('\n')
+		})
+	}
+	t := newListTable(terminalSafe(out), time.Now())
+	err = c.ListSelection(context.Background(), sel, func(m *queue.Message) error { t.add(m); return nil })
 	if err == nil || t.n > 0 {
 		t.flush() // nothing at all when the daemon could not be asked
 	}
@@ -118,10 +193,11 @@ func (a *app) cmdShow(args []string) error {
 	if len(rest) != 1 {
 		return usagef("show takes exactly one message id")
 	}
-	c, err := a.client()
+	c, done, err := a.readClient(context.Background())
 	if err != nil {
 		return err
 	}
+	defer done()
 	m, err := c.Show(context.Background(), queue.ID(rest[0]))
 	if err != nil {
 		return err
@@ -136,6 +212,7 @@ func (a *app) cmdShow(args []string) error {
 func (a *app) cmdFlush(args []string) error {
 	fs := a.newFlags("flush")
 	asJSON := fs.Bool("json", false, "JSON")
+	to := fs.String("to", "", "only deferred mail for this recipient, @domain or domain (Postfix postqueue -s)")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -143,9 +220,24 @@ func (a *app) cmdFlush(args []string) error {
 	if len(rest) > 0 {
 		return usagef("flush takes no arguments")
 	}
+	if err := checkAddressPattern(*to); err != nil {
+		return usagef("flush: --to %q: %v", *to, err)
+	}
 	c, err := a.client()
 	if err != nil {
 		return err
+	}
+	if *to != "" {
+		reply, err := c.ActionRequest(context.Background(), "retry",
+			control.ActionRequest{Select: &control.Selection{Status: string(queue.StatusDeferred), To: *to}})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(a.stdout).Encode(control.ActionReply{Count: reply.Count})
+		}
+		fmt.Fprintf(a.stdout, "%d deferred %s for %s due now\n", reply.Count, plural(reply.Count, "message", "messages"), *to)
+		return nil
 	}
 	n, err := c.Flush(context.Background())
 	if err != nil {
@@ -169,30 +261,49 @@ func (a *app) cmdAction(name string, args []string) error {
 	if name == "retry" {
 		all = fs.Bool("all", false, "every message in the queue")
 	}
+	sf := addSelectionFlags(fs)
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	everything := all != nil && *all
-	if everything && len(rest) > 0 {
-		return usagef("retry: give message ids or --all, not both")
+	sel, selecting, err := sf.selection(name)
+	if err != nil {
+		return err
 	}
-	var ids []queue.ID
+	everything := all != nil && *all
+	if everything && (len(rest) > 0 || selecting) {
+		return usagef("retry: give message ids, filters or --all, not several")
+	}
+	req := control.ActionRequest{All: everything}
+	// delete and bounce with --to act on the matching recipients only,
+	// of the ids given or of every message with such a recipient.
+	if (name == "delete" || name == "bounce") && sel.To != "" {
+		req.Recipients = sel.To
+	}
 	if !everything {
-		if ids, err = a.readIDs(rest); err != nil {
+		if req.IDs, err = a.readIDs(rest); err != nil {
 			return err
 		}
-		if len(ids) == 0 {
-			return usagef("%s needs at least one message id (or - to read them from standard input)", name)
+		switch {
+		case len(req.IDs) > 0 && selecting && (req.Recipients == "" || sel != control.Selection{To: sel.To}):
+			return usagef("%s: give message ids or filters, not both (only --to narrows %s to recipients of the ids given)", name, name)
+		case len(req.IDs) == 0 && selecting:
+			req.Select = &sel
+		case len(req.IDs) == 0:
+			return usagef("%s needs message ids (or - to read them from standard input) or filters (--status, --from, --to, --older, --message-id)", name)
 		}
 	}
 	c, err := a.client()
 	if err != nil {
 		return err
 	}
-	reply, err := c.Action(context.Background(), name, ids, everything)
+	reply, err := c.ActionRequest(context.Background(), name, req)
 	if err != nil {
 		return err
+	}
+	if req.Select != nil && len(reply.Results) == 0 && !*asJSON {
+		fmt.Fprintln(a.stdout, "no message matches")
+		return nil
 	}
 	failed := 0
 	for _, r := range reply.Results {
@@ -207,7 +318,15 @@ func (a *app) cmdAction(name string, args []string) error {
 		}
 	} else {
 		for _, r := range reply.Results {
-			if r.Error == "" {
+			switch {
+			case r.Error != "":
+			case r.Unchanged != "":
+				if !everything {
+					fmt.Fprintf(a.stdout, "%s: %s\n", r.ID, r.Unchanged)
+				}
+			case req.Recipients != "":
+				fmt.Fprintf(a.stdout, "%s: recipients matching %s %s\n", r.ID, req.Recipients, actionDone[name])
+			case !everything:
 				fmt.Fprintf(a.stdout, "%s: %s\n", r.ID, actionDone[name])
 			}
 		}
@@ -252,10 +371,11 @@ func (a *app) cmdStats(args []string) error {
 	if len(rest) > 0 {
 		return usagef("stats takes no arguments")
 	}
-	c, err := a.client()
+	c, done, err := a.readClient(context.Background())
 	if err != nil {
 		return err
 	}
+	defer done()
 	st, err := c.Stats(context.Background())
 	if err != nil {
 		return err

@@ -104,7 +104,7 @@ func TestListAndShowAttempts(t *testing.T) {
 
 	table := d.mustCtl(t, "", "list")
 	lines := strings.Split(strings.TrimSpace(table), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID ") {
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "ID ") {
 		t.Fatalf("list table:\n%s", table)
 	}
 	for _, s := range []string{string(deferred), "deferred", "a@example.com", "in 4m", "450 4.2.1 try later", "1/1"} {
@@ -112,15 +112,27 @@ func TestListAndShowAttempts(t *testing.T) {
 			t.Errorf("list row %q lacks %q", lines[1], s)
 		}
 	}
-	for _, s := range []string{string(queued), "queued", "<>"} {
-		if !strings.Contains(lines[2], s) {
-			t.Errorf("list row %q lacks %q", lines[2], s)
+	// Each recipient still to do follows its message, with its last reply.
+	for _, s := range []string{"b@example.org", "deferred", "in 4m", "450 4.2.1 try later"} {
+		if !strings.Contains(lines[2], s) || strings.Contains(lines[2], string(deferred)) {
+			t.Errorf("recipient row %q lacks %q", lines[2], s)
 		}
+	}
+	for _, s := range []string{string(queued), "queued", "<>"} {
+		if !strings.Contains(lines[3], s) {
+			t.Errorf("list row %q lacks %q", lines[3], s)
+		}
+	}
+	if !strings.Contains(lines[4], "x@other.example") {
+		t.Errorf("recipient row %q lacks x@other.example", lines[4])
 	}
 	// Columns are aligned: the STATUS header starts where each row's status does.
 	col := strings.Index(lines[0], "STATUS")
-	if !strings.HasPrefix(lines[1][col:], "deferred") || !strings.HasPrefix(lines[2][col:], "queued") {
+	if !strings.HasPrefix(lines[1][col:], "deferred") || !strings.HasPrefix(lines[2][col:], "deferred") || !strings.HasPrefix(lines[3][col:], "queued") {
 		t.Errorf("columns not aligned:\n%s", table)
+	}
+	if ids := d.mustCtl(t, "", "list", "--ids"); ids != string(deferred)+"\n"+string(queued)+"\n" {
+		t.Errorf("list --ids = %q", ids)
 	}
 
 	var objs []queue.Message
@@ -144,6 +156,9 @@ func TestListAndShowAttempts(t *testing.T) {
 		{[]string{"--status", "deferred"}, []queue.ID{deferred}},
 		{[]string{"--status", "queued"}, []queue.ID{queued}},
 		{[]string{"--to", "@other.example"}, []queue.ID{queued}},
+		{[]string{"--to", "other.example"}, []queue.ID{queued}},
+		{[]string{"--from", "@example.com"}, []queue.ID{deferred}},
+		{[]string{"--from", "<>"}, []queue.ID{queued}},
 		{[]string{"--from", "a@example.com"}, []queue.ID{deferred}},
 		{[]string{"--older", "1h"}, nil},
 		{[]string{"--older", "1d"}, nil},
@@ -305,8 +320,11 @@ func TestExitStatuses(t *testing.T) {
 		{"bad status", []string{"list", "--status", "lost"}, nil, 2, "unknown --status"},
 		{"bad age", []string{"list", "--older", "2x"}, nil, 2, "such as 30m, 2h or 3d"},
 		{"show without id", []string{"show"}, nil, 2, "exactly one"},
-		{"hold without id", []string{"hold"}, nil, 2, "at least one"},
-		{"retry ids and all", []string{"retry", "--all", "x"}, nil, 2, "not both"},
+		{"hold without id", []string{"hold"}, nil, 2, "needs message ids"},
+		{"retry ids and all", []string{"retry", "--all", "x"}, nil, 2, "not several"},
+		{"to with a bad form", []string{"list", "--to", "a@"}, nil, 2, "want user@example.com, @example.com or example.com"},
+		{"from with two domains", []string{"list", "--from", "@a@b"}, nil, 2, "a domain is written"},
+		{"ids and filters", []string{"hold", "--status", "deferred", "x"}, nil, 2, "not both"},
 		{"enqueue without from", []string{"enqueue", "--to", "b@example.org"}, nil, 2, "--from"},
 		{"enqueue without to", []string{"enqueue", "--from", "a@example.com"}, nil, 2, "--to"},
 		{"show unknown id", []string{"show", unknown}, nil, 1, "no such message"},

@@ -16,7 +16,14 @@ import (
 // show prints replies whole.
 const maxReplyColumn = 60
 
-// listTable prints list's aligned columns.
+// listBlock is how many messages list aligns together: the table is
+// printed a block at a time, so a queue of a million messages streams
+// through bounded memory (columns may shift slightly between blocks).
+const listBlock = 512
+
+// listTable prints list's aligned columns: one row per message, then, as
+// Postfix's postqueue -p does, one row per recipient still to do with its
+// state, next attempt and last reply.
 type listTable struct {
 	tw  *tabwriter.Writer
 	now time.Time
@@ -37,9 +44,27 @@ func (t *listTable) add(m *queue.Message) {
 			left++
 		}
 	}
+	next := relTime(m.NextAttempt, t.now)
+	if m.Held {
+		next = "held"
+	}
 	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", m.ID, humanSize(m.Size), relTime(m.Arrival, t.now),
-		sender(m.Sender), m.Status, relTime(m.NextAttempt, t.now), left, len(m.Recipients),
+		sender(m.Sender), m.Status, next, left, len(m.Recipients),
 		truncate(formatReply(lastReply(m)), maxReplyColumn))
+	for _, r := range m.Recipients {
+		if r.State.Done() {
+			continue
+		}
+		rnext := relTime(r.NextAttempt, t.now)
+		if m.Held {
+			rnext = "held"
+		}
+		fmt.Fprintf(t.tw, "\t\t\t  %s\t%s\t%s\t\t%s\n", r.Address, r.State, rnext,
+			truncate(formatReply(r.LastReply), maxReplyColumn))
+	}
+	if t.n%listBlock == 0 {
+		t.tw.Flush()
+	}
 }
 
 func (t *listTable) flush() {
@@ -96,9 +121,14 @@ func printMessage(w io.Writer, m *control.ShowReply, now time.Time, withTranscri
 	row("sender", sender(m.Sender))
 	row("size", fmt.Sprintf("%s (%d bytes)", humanSize(m.Size), m.Size))
 	row("arrival", absTime(m.Arrival, now))
-	row("next attempt", absTime(m.NextAttempt, now))
-	if m.Held {
+	switch {
+	case m.Held:
+		row("next attempt", "none while held")
 		row("held", "yes (never attempted until released)")
+	case m.Status == queue.StatusActive:
+		row("next attempt", "in progress now")
+	default:
+		row("next attempt", absTime(m.NextAttempt, now))
 	}
 	if m.Source != "" {
 		row("source", m.Source)
@@ -137,8 +167,12 @@ func printMessage(w io.Writer, m *control.ShowReply, now time.Time, withTranscri
 		if notify == "" {
 			notify = "-"
 		}
+		next := relTime(r.NextAttempt, now)
+		if m.Held && !r.State.Done() {
+			next = "held"
+		}
 		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", r.Address, r.State, r.Attempts,
-			relTime(r.NextAttempt, now), notify, formatReply(r.LastReply))
+			next, notify, formatReply(r.LastReply))
 	}
 	tw.Flush()
 
@@ -154,7 +188,15 @@ func printMessage(w io.Writer, m *control.ShowReply, now time.Time, withTranscri
 		}
 		fmt.Fprintf(w, "  #%d  %s  route %s  remote %s  %s  %s  for %s\n", i+1, absTime(at.Time, now),
 			at.Route, remote, tls, time.Duration(at.DurationMS)*time.Millisecond, strings.Join(at.Recipients, ", "))
-		if at.Interrupted {
+		if at.Operator {
+			fmt.Fprintln(w, "      asked for by an operator (retry or flush): does not advance the retry schedule")
+		}
+		switch {
+		case m.Status == queue.StatusActive && i == len(m.Attempts)-1:
+			// The daemon holds a lease on it: the attempt is running (the
+			// daemon sends it with in_progress, not interrupted).
+			fmt.Fprintf(w, "      in progress since %s\n", absTime(at.Time, now))
+		case at.Interrupted:
 			fmt.Fprintln(w, "      interrupted: the daemon stopped before this attempt recorded an outcome")
 		}
 		for _, r := range at.Replies {

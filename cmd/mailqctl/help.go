@@ -22,32 +22,47 @@ type commandDoc struct {
 }
 
 var commandDocs = []commandDoc{
-	{name: "list", summary: "the messages in the queue, one line each (--json: JSON Lines)",
-		text: "Lists the messages still to do (queued, active, deferred, held), or those of one --status,\n" +
-			"with their size, age, sender, status, next attempt, recipients left and last reply.",
-		example: "mailqctl list --status deferred --older 1h\nmailqctl list --to @example.com --json | jq -r .id"},
+	{name: "list", summary: "the messages in the queue and their recipients to do (--json: JSON Lines)",
+		text: "Lists the messages still to do (queued, active, deferred, held), or those the filters select,\n" +
+			"with their size, age, sender, status, next attempt, recipients left and last reply, each\n" +
+			"followed by its recipients still to do and their last reply (as postqueue -p).\n" +
+			"--from and --to take an address, @domain or domain; --to matches recipients still to do.\n" +
+			"With the daemon stopped it reads the queue file read-only, and says so.",
+		example: "mailqctl list --status deferred --older 1h\nmailqctl list --to example.com --ids"},
 	{name: "show", args: "ID", summary: "one message: envelope, each recipient's state, every attempt",
 		text: "Shows one message in detail, with every delivery attempt and the server's replies;\n" +
 			"--transcript adds each attempt's SMTP transcript (AUTH redacted, no body).",
 		example: "mailqctl show 0000000000000001 --transcript"},
+	{name: "cat", args: "ID", summary: "the stored message as it will be sent (postcat -q)",
+		text:    "Prints the stored message, Received: line included, as it will be sent; or its header or body only.",
+		example: "mailqctl cat 0000000000000001 --headers"},
+	{name: "summary", summary: "recipients to do by domain, sender or route, and by age (qshape)",
+		text: "Counts the recipients still to do by destination domain (or sender domain, or route) and by\n" +
+			"the age of their message, in Postfix qshape's columns 5m 10m 20m 40m 80m 160m 320m 640m 1280m 1280m+.",
+		example: "mailqctl summary\nmailqctl summary --by route --json"},
 	{name: "flush", summary: "every deferred message becomes due now",
-		text:    "Makes every deferred message due now (Postfix: postqueue -f). Held messages stay held.",
-		example: "mailqctl flush"},
+		text: "Makes every deferred message due now (Postfix: postqueue -f); with --to, only those for that\n" +
+			"recipient or domain (postqueue -s). Held messages stay held. The attempts it causes do not\n" +
+			"advance the retry schedule.",
+		example: "mailqctl flush\nmailqctl flush --to @example.com"},
 	{name: "retry", args: "ID...|--all", summary: "those messages become due now (a held one stays held)",
-		text:    "Makes the given messages (or, with --all, every message) due now.",
+		text: "Makes the given messages (or those the filters select, or with --all every message) due now.\n" +
+			"The attempt is recorded but does not advance the retry schedule.",
 		example: "mailqctl retry 0000000000000001\nmailqctl list --status deferred --json | jq -r .id | mailqctl retry -"},
 	{name: "hold", args: "ID...", summary: "park messages: no attempts, no expiry while held",
-		text:    "Holds messages: they are not attempted and the time held does not count toward max_lifetime.",
-		example: "mailqctl hold 0000000000000001"},
+		text:    "Holds messages (given, or selected by the filters): they are not attempted and the time held\ndoes not count toward max_lifetime.",
+		example: "mailqctl hold 0000000000000001\nmailqctl hold --to @slow.example --older 2h"},
 	{name: "release", args: "ID...", summary: "let held messages go, due now",
-		text:    "Releases held messages; they are due at once.",
-		example: "mailqctl release 0000000000000001"},
+		text:    "Releases held messages (given, or selected by the filters); they are due at once.",
+		example: "mailqctl release 0000000000000001\nmailqctl release --status held"},
 	{name: "delete", args: "ID...", summary: "remove messages without a bounce",
-		text:    "Removes messages from the queue; nobody is notified.",
-		example: "mailqctl delete 0000000000000001"},
+		text: "Removes messages (given, or selected by the filters) from the queue; nobody is notified.\n" +
+			"With --to, removes only the matching recipients still to do and leaves the rest of each message.",
+		example: "mailqctl delete 0000000000000001\nmailqctl delete --to @gone.example"},
 	{name: "bounce", args: "ID...", summary: "give up now: bounce every pending recipient",
-		text:    "Bounces every recipient still to do; the sender gets one delivery status notification (RFC 3464).",
-		example: "mailqctl bounce 0000000000000001"},
+		text: "Bounces every recipient still to do (with --to, only the matching ones); the sender gets one\n" +
+			"delivery status notification (RFC 3464).",
+		example: "mailqctl bounce 0000000000000001\nmailqctl bounce --to @gone.example --older 3d"},
 	{name: "stats", summary: "counts by status, oldest message, outcome totals, maildrop errors",
 		text:    "Prints the queue's counts by status, the age of the oldest message, the outcome totals since\nthe daemon started and the number of files in the maildrop's failed/.",
 		example: "mailqctl stats --json"},

@@ -1,0 +1,74 @@
+package intake
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+
+	"github.com/emersion/go-message/textproto"
+	"github.com/rs/zerolog"
+
+	"mailq/queue"
+)
+
+// maxArrivalHeader bounds how much of a message's header ArrivalReader
+// keeps to find its Message-ID.
+const maxArrivalHeader = 64 << 10
+
+// ArrivalReader passes a message through to the store while counting its
+// bytes and keeping the start of its header, so that the arrival can be
+// logged with its size and Message-ID without reading the message twice.
+type ArrivalReader struct {
+	r    io.Reader
+	n    int64
+	head []byte
+	done bool // the header's end was seen, or the bound reached
+}
+
+// NewArrivalReader wraps the whole message as it is stored (trace header
+// included).
+func NewArrivalReader(r io.Reader) *ArrivalReader { return &ArrivalReader{r: r} }
+
+func (a *ArrivalReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	a.n += int64(n)
+	if !a.done && n > 0 {
+		keep := min(n, maxArrivalHeader-len(a.head))
+		a.head = append(a.head, p[:keep]...)
+		if bytes.Contains(a.head, []byte("\r\n\r\n")) || bytes.Contains(a.head, []byte("\n\n")) || len(a.head) >= maxArrivalHeader {
+			a.done = true
+		}
+	}
+	return n, err
+}
+
+// Size is the number of bytes read so far: the stored size once the store
+// has taken the message.
+func (a *ArrivalReader) Size() int64 { return a.n }
+
+// MessageID is the message's Message-ID field as written, "" when it has
+// none or its header does not parse.
+func (a *ArrivalReader) MessageID() string {
+	h, err := textproto.ReadHeader(bufio.NewReader(io.MultiReader(bytes.NewReader(a.head), bytes.NewReader([]byte("\r\n\r\n")))))
+	if err != nil {
+		return ""
+	}
+	return h.Get("Message-Id")
+}
+
+// Arrival is what the arrival log line says about a message just stored.
+type Arrival struct {
+	ID     queue.ID
+	Env    queue.Envelope // Source is the intake path: smtp, control, sendmail, maildrop
+	Client string         // remote address, "uid N" for the control socket, the maildrop file
+	User   string         // the authenticated SMTP user or the local user; "" when none
+	Body   *ArrivalReader
+}
+
+// LogArrival writes the info line that starts a message's story in the log
+// (docs: every line about one message carries its queue_id).
+func LogArrival(log zerolog.Logger, a Arrival) {
+	log.Info().Str("queue_id", string(a.ID)).Str("source", a.Env.Source).Str("client", a.Client).
+		Str("user", a.User).Str("sender", a.Env.Sender).Int64("size", a.Body.Size()).
+		Int("recipients", len(a.Env.Recipients)).Str("message_id", a.Body.MessageID()).Msg("arrived")
+}
