@@ -33,6 +33,7 @@ func init() {
 		"events":      (*app).cmdEvents,      // events.go
 		"webhooks":    (*app).cmdWebhooks,    // events.go
 		"suppression": (*app).cmdSuppression, // events.go
+		"backup":      (*app).cmdBackup,      // backup.go
 	}
 }
 
