@@ -30,7 +30,10 @@ type CheckReport struct {
 	SetAside              []ID     // records set aside as damaged by an earlier open
 	Sched, Live, Finished int      // index entries
 	Problems              []string // each names the message id when there is one
-	Elapsed               time.Duration
+	// Unreadable is set when the file's structure stopped the check
+	// before any record was read (the counts are then all zero).
+	Unreadable bool
+	Elapsed    time.Duration
 }
 
 // OK reports whether nothing was found wrong.
@@ -48,15 +51,27 @@ func (r *CheckReport) problem(format string, args ...any) {
 func CheckFile(path string) (rep *CheckReport, err error) {
 	start := time.Now()
 	rep = &CheckReport{Path: path, ByStatus: map[Status]int{}}
-	defer func() { rep.Elapsed = time.Since(start) }()
+	defer func() {
+		if rep != nil {
+			rep.Elapsed = time.Since(start)
+		}
+	}()
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("check-store: %w", err)
 	}
 	if info.Size() == 0 {
+		rep.Unreadable = true
 		rep.problem("the file is empty (0 bytes)")
 		return rep, nil
 	}
+	// Held for the whole check: a running daemon (which holds bbolt's
+	// exclusive flock) must not write under the walk.
+	unlock, err := lockShared(path)
+	if err != nil {
+		return nil, fmt.Errorf("check-store: %w; stop the daemon first (or check a `mailqctl backup`)", err)
+	}
+	defer unlock()
 	problems, pages, err := walkFile(path, maxProblems)
 	if err != nil {
 		return nil, fmt.Errorf("check-store: read %s: %w", path, err)
@@ -64,6 +79,7 @@ func CheckFile(path string) (rep *CheckReport, err error) {
 	rep.Pages = pages
 	if len(problems) > 0 {
 		// bbolt cannot safely read a tree with these; salvage can try.
+		rep.Unreadable = true
 		for _, p := range problems {
 			rep.problem("bbolt structure: %s", p)
 		}
@@ -74,6 +90,7 @@ func CheckFile(path string) (rep *CheckReport, err error) {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("check-store: %s is locked by a running mailq; stop the daemon first (or take a `mailqctl backup` and check that)", path)
 		}
+		rep.Unreadable = true
 		rep.problem("bbolt refuses to open it: %v", err)
 		return rep, nil
 	}

@@ -187,3 +187,15 @@ func TestBackupIsAConsistentStore(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckFileRefusesALiveStore: with the store open (a running daemon
+// holds its lock), CheckFile says to stop the daemon instead of reading a
+// file that changes under it.
+func TestCheckFileRefusesALiveStore(t *testing.T) {
+	ts := openTestStore(t)
+	ts.mustEnqueue(t, envelope("a@b.test", "r@c.test"), "x")
+	_, err := CheckFile(ts.path)
+	if err == nil || !strings.Contains(err.Error(), "stop the daemon first") {
+		t.Fatalf("CheckFile on an open store: %v, want a refusal", err)
+	}
+}

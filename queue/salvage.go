@@ -107,6 +107,11 @@ func Salvage(from, to string) (*SalvageReport, error) {
 // short, pads the copy with zeros to the length its header claims, so the
 // missing pages read as damage instead of faulting the mapping.
 func copyForReading(from, work string) error {
+	unlock, err := lockShared(from)
+	if err != nil {
+		return fmt.Errorf("salvage: %w; stop the daemon first", err)
+	}
+	defer unlock()
 	in, err := os.Open(from)
 	if err != nil {
 		return fmt.Errorf("salvage: %w", err)

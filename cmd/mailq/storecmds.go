@@ -56,14 +56,10 @@ func runCheckStore(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "store %s: checked in %v\n", path, rep.Elapsed.Round(1e6))
-	fmt.Fprintf(stdout, "pages: %d reachable\n", rep.Pages)
-	fmt.Fprintf(stdout, "messages: %d (queued %d, deferred %d, active %d, held %d, done %d)\n", rep.Messages,
-		rep.ByStatus[queue.StatusQueued], rep.ByStatus[queue.StatusDeferred], rep.ByStatus[queue.StatusActive],
-		rep.ByStatus[queue.StatusHeld], rep.ByStatus[queue.StatusDone])
-	fmt.Fprintf(stdout, "body chunks: %d (%d bytes)\n", rep.Chunks, rep.BodyBytes)
-	fmt.Fprintf(stdout, "index entries: schedule %d, live %d, finished %d\n", rep.Sched, rep.Live, rep.Finished)
-	if len(rep.SetAside) > 0 {
-		fmt.Fprintf(stdout, "set aside as damaged by an earlier start (see `mailqctl show`): %d: %s\n", len(rep.SetAside), joinIDs(rep.SetAside))
+	if rep.Unreadable {
+		fmt.Fprintf(stdout, "the store could not be read far enough to check its messages\n")
+	} else {
+		printCounts(stdout, rep)
 	}
 	if rep.OK() {
 		fmt.Fprintf(stdout, "problems: 0\n")
@@ -75,6 +71,18 @@ func runCheckStore(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Copy what can be read into a new store with `mailq salvage --from %s --to NEW.db`.\n", path)
 	return 1
+}
+
+func printCounts(stdout io.Writer, rep *queue.CheckReport) {
+	fmt.Fprintf(stdout, "pages: %d reachable\n", rep.Pages)
+	fmt.Fprintf(stdout, "messages: %d (queued %d, deferred %d, active %d, held %d, done %d)\n", rep.Messages,
+		rep.ByStatus[queue.StatusQueued], rep.ByStatus[queue.StatusDeferred], rep.ByStatus[queue.StatusActive],
+		rep.ByStatus[queue.StatusHeld], rep.ByStatus[queue.StatusDone])
+	fmt.Fprintf(stdout, "body chunks: %d (%d bytes)\n", rep.Chunks, rep.BodyBytes)
+	fmt.Fprintf(stdout, "index entries: schedule %d, live %d, finished %d\n", rep.Sched, rep.Live, rep.Finished)
+	if len(rep.SetAside) > 0 {
+		fmt.Fprintf(stdout, "set aside as damaged by an earlier start (see `mailqctl show`): %d: %s\n", len(rep.SetAside), joinIDs(rep.SetAside))
+	}
 }
 
 func runSalvage(args []string, stdout, stderr io.Writer) int {
