@@ -81,7 +81,7 @@ func parseMeta(buf []byte) (boltMeta, error) {
 // with the higher transaction id. The second meta page sits one page in,
 // and the page size is known only from a valid first meta, so like bbolt
 // it tries every page size from 1 KiB.
-func readMeta(f *os.File, size int64) (boltMeta, error) {
+func readMeta(f io.ReaderAt, size int64) (boltMeta, error) {
 	buf := make([]byte, 4096)
 	read := func(off int64) []byte {
 		n, _ := f.ReadAt(buf, off)
@@ -119,7 +119,7 @@ func readMeta(f *os.File, size int64) (boltMeta, error) {
 
 // pageWalk is one walk over a file's tree.
 type pageWalk struct {
-	f        *os.File
+	f        io.ReaderAt
 	meta     boltMeta
 	seen     []bool
 	problems []string
@@ -146,14 +146,20 @@ func walkFile(path string, max int) (problems []string, pages int, err error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	meta, err := readMeta(f, info.Size())
+	problems, pages = walkReader(f, info.Size(), max)
+	return problems, pages, nil
+}
+
+// walkReader is walkFile on a file's contents.
+func walkReader(f io.ReaderAt, size int64, max int) (problems []string, pages int) {
+	meta, err := readMeta(f, size)
 	if err != nil {
-		return []string{err.Error()}, 0, nil
+		return []string{err.Error()}, 0
 	}
 	need := int64(meta.hwm) * int64(meta.pageSize)
-	if info.Size() < need {
+	if size < need {
 		return []string{fmt.Sprintf("the file is %d bytes, shorter than its header says (%d pages of %d bytes, %d bytes): it was cut short",
-			info.Size(), meta.hwm, meta.pageSize, need)}, 0, nil
+			size, meta.hwm, meta.pageSize, need)}, 0
 	}
 	w := &pageWalk{f: f, meta: meta, seen: make([]bool, meta.hwm), max: max}
 	w.seen[0], w.seen[1] = true, true
@@ -163,7 +169,7 @@ func walkFile(path string, max int) (problems []string, pages int, err error) {
 		}
 	}
 	w.walkBucket(meta.root, nil)
-	return w.problems, w.pages, nil
+	return w.problems, w.pages
 }
 
 // boltPage is a page read from the file: its header fields and as many
