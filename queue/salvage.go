@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"sort"
+	"strconv"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -56,39 +57,85 @@ func Salvage(from, to string) (*SalvageReport, error) {
 		return nil, err
 	}
 	defer os.Remove(work)
-	src, err := openDamaged(work)
-	if err != nil {
-		return nil, fmt.Errorf("salvage: %s cannot be read at all: %v", from, err)
-	}
-	defer src.Close()
 	dst, err := Open(to, Options{})
 	if err != nil {
 		return nil, fmt.Errorf("salvage: create %s: %w", to, err)
 	}
 	rep := &SalvageReport{}
-	seq, ids, listErr := salvageIDs(src)
-	rep.Sequence = seq
-	if listErr != nil {
-		rep.Lost = append(rep.Lost, Lost{Reason: fmt.Sprintf("the list of messages is damaged (%v); ids up to the sequence %d were tried one by one", listErr, seq)})
-	}
+	saved := map[ID]bool{}
+	lost := map[ID]Lost{}
 	var batch []salvaged
 	flush := func() error {
 		err := dst.restore(batch, rep.Sequence)
-		rep.Saved += len(batch)
+		for _, m := range batch {
+			saved[m.rec.ID] = true
+		}
 		batch = batch[:0]
 		return err
 	}
-	for _, id := range ids {
-		m, lost := readSalvage(src, id)
-		switch {
-		case lost != nil:
-			rep.Lost = append(rep.Lost, *lost)
-		case m != nil:
-			if batch = append(batch, *m); len(batch) == salvageBatch {
-				if err := flush(); err != nil {
+	keep := func(m *salvaged) error {
+		if m.rec.ID > formatID(rep.Sequence) {
+			rep.Sequence = sequenceOf(m.rec.ID)
+		}
+		if batch = append(batch, *m); len(batch) == salvageBatch {
+			return flush()
+		}
+		return nil
+	}
+	var general []Lost // problems without a message id
+
+	// First through bbolt, following the tree.
+	src, listErr := openDamaged(work)
+	if listErr == nil {
+		defer src.Close()
+		var ids []ID
+		rep.Sequence, ids, listErr = salvageIDs(src)
+		for _, id := range ids {
+			m, l := readSalvage(src, id)
+			switch {
+			case l != nil:
+				lost[id] = *l
+			case m != nil:
+				if err := keep(m); err != nil {
 					dst.Close()
 					return rep, err
 				}
+			}
+		}
+		general = append(general, setAsideLost(src)...)
+	}
+	// Where the tree is broken, page by page for what it no longer reaches.
+	if listErr != nil {
+		general = append(general, Lost{Reason: fmt.Sprintf("the store's tree is damaged (%v); every leaf page was read on its own, "+
+			"so a message deleted or purged before the damage may come back", listErr)})
+		lp, err := scanLeaves(work)
+		if err != nil {
+			dst.Close()
+			return rep, fmt.Errorf("salvage: %w", err)
+		}
+		defer lp.close()
+		ids := map[ID]bool{}
+		for id := range lp.records {
+			ids[id] = true
+		}
+		for id := range lp.raw {
+			ids[id] = true
+		}
+		for _, id := range sortedIDs(ids) {
+			if saved[id] {
+				continue
+			}
+			m, l := lp.message(id)
+			if l != nil {
+				if _, ok := lost[id]; !ok || len(l.Recipients) > 0 {
+					lost[id] = *l
+				}
+				continue
+			}
+			delete(lost, id)
+			if err := keep(m); err != nil {
+				dst.Close()
+				return rep, err
 			}
 		}
 	}
@@ -96,11 +143,46 @@ func Salvage(from, to string) (*SalvageReport, error) {
 		dst.Close()
 		return rep, err
 	}
-	rep.Lost = append(rep.Lost, setAsideLost(src)...)
+	for id := range lost {
+		if sequenceOf(id) > rep.Sequence {
+			rep.Sequence = sequenceOf(id) // a lost id must not be handed out again either
+		}
+	}
+	if err := dst.restore(nil, rep.Sequence); err != nil {
+		dst.Close()
+		return rep, err
+	}
+	rep.Saved = len(saved)
+	for _, id := range sortedIDs(lostSet(lost)) {
+		rep.Lost = append(rep.Lost, lost[id])
+	}
+	rep.Lost = append(rep.Lost, general...)
 	if err := dst.Close(); err != nil {
 		return rep, err
 	}
 	return rep, nil
+}
+
+func sequenceOf(id ID) uint64 {
+	n, _ := strconv.ParseUint(string(id), 16, 64)
+	return n
+}
+
+func lostSet(m map[ID]Lost) map[ID]bool {
+	s := make(map[ID]bool, len(m))
+	for id := range m {
+		s[id] = true
+	}
+	return s
+}
+
+func sortedIDs(set map[ID]bool) []ID {
+	ids := make([]ID, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
 }
 
 // copyForReading copies from to work (0600) and, when the file was cut
