@@ -160,6 +160,9 @@ func Salvage(from, to string) (*SalvageReport, error) {
 	if err := dst.Close(); err != nil {
 		return rep, err
 	}
+	// The new file is meant to be moved into place; its marker would stay
+	// behind under the wrong name (the daemon writes its own).
+	os.Remove(markerPath(to))
 	return rep, nil
 }
 
