@@ -29,16 +29,23 @@ var ErrDamaged = errors.New("queue store is damaged")
 type DamagedError struct {
 	Path   string
 	Reason string
+	// Command is how to invoke the daemon's binary in the advice ("mailq"
+	// when empty); the daemon sets its own path.
+	Command string
 }
 
 func (e *DamagedError) Error() string {
 	dir := filepath.Dir(e.Path)
+	cmd := e.Command
+	if cmd == "" {
+		cmd = "mailq"
+	}
 	return fmt.Sprintf("queue: the queue store %s is damaged or not a mailq queue: %s. "+
 		"mailq changed nothing and will not start on it. "+
-		"See what is wrong with `mailq check-store --data-dir %s`; "+
-		"copy every message that can still be read into a new store with `mailq salvage --from %s --to %s`, "+
+		"See what is wrong with `%s check-store --data-dir %s`; "+
+		"copy every message that can still be read into a new store with `%s salvage --from %s --to %s`, "+
 		"then move the damaged file aside and the new one into its place (README, \"A damaged store\")",
-		e.Path, e.Reason, dir, e.Path, filepath.Join(dir, "salvaged.db"))
+		e.Path, e.Reason, cmd, dir, cmd, e.Path, filepath.Join(dir, "salvaged.db"))
 }
 
 func (e *DamagedError) Unwrap() error { return ErrDamaged }

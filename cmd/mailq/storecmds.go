@@ -6,9 +6,11 @@ package main
 //	mailq salvage --from DAMAGED --to NEW
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -127,6 +129,19 @@ func runSalvage(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Stop mailq, move %s aside and put %s in its place.\n", *from, *to)
 	return 0
+}
+
+// withThisCommand makes a damaged store's error name this executable in
+// the commands it suggests: installed, the daemon is off PATH, where
+// "mailq" is mailqctl's queue listing.
+func withThisCommand(err error) error {
+	var de *queue.DamagedError
+	if errors.As(err, &de) {
+		if exe, xerr := os.Executable(); xerr == nil {
+			de.Command = exe
+		}
+	}
+	return err
 }
 
 func joinIDs(ids []queue.ID) string {
