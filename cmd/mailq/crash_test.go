@@ -53,6 +53,9 @@ const crashSender = "app@client.test"
 
 var crashKills = flag.Int("crash.kills", 20, "kill -9 points in TestCrashKill9 (the long soak: 200)")
 
+// crashQueueID is what mailq's 250 after the data names: a queue id.
+var crashQueueID = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
 // crashTokenHeader finds the token every crash-test message carries.
 var crashTokenHeader = regexp.MustCompile(`(?m)^X-Test-Token: ([A-Za-z0-9-]+)\r?$`)
 
@@ -245,7 +248,12 @@ func crashMessage(token string, rcpts []string, eol string) string {
 func (l *crashLoad) submitSMTP() {
 	defer l.wg.Done()
 	for !l.stopped() {
-		c, err := smtp.Dial(l.smtpAddr.Load().(string))
+		addr := l.smtpAddr.Load().(string)
+		if addr == "" { // the daemon is being killed or restarted
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		c, err := smtp.Dial(addr)
 		if err != nil {
 			time.Sleep(10 * time.Millisecond) // the daemon is gone; wait for stop
 			continue
@@ -282,7 +290,13 @@ func (l *crashLoad) submitOne(c *smtp.Client) bool {
 		return false
 	}
 	fields := strings.Fields(resp.StatusText) // "2.0.0 Ok: queued as ID"
-	l.ack(crashAck{"smtp", token, rcpts, fields[len(fields)-1]})
+	id := fields[len(fields)-1]
+	if !crashQueueID.MatchString(id) {
+		// Not mailq: after a kill another process on this machine may
+		// take the port before the restarted daemon's address is known.
+		return false
+	}
+	l.ack(crashAck{"smtp", token, rcpts, id})
 	return true
 }
 
@@ -546,6 +560,7 @@ func TestCrashKill9(t *testing.T) {
 		// The random kill point, while all intakes, deliveries, DSNs and a
 		// backup are in flight.
 		time.Sleep(time.Duration(200+rand.IntN(1000)) * time.Millisecond)
+		load.smtpAddr.Store("") // no submission to a port the dead daemon let go
 		run.kill(t)
 		restartAt := time.Now()
 		run, addr = startCrashRun(t, cfg)
