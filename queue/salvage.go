@@ -160,6 +160,13 @@ func Salvage(from, to string) (*SalvageReport, error) {
 	if err := dst.Close(); err != nil {
 		return rep, err
 	}
+	// Reopened once, so the indexes are rebuilt now, not at the daemon's start.
+	if dst, err = Open(to, Options{}); err != nil {
+		return rep, fmt.Errorf("salvage: reopen %s to index it: %w", to, err)
+	}
+	if err := dst.Close(); err != nil {
+		return rep, err
+	}
 	// The new file is meant to be moved into place; its marker would stay
 	// behind under the wrong name (the daemon writes its own).
 	os.Remove(markerPath(to))
@@ -354,8 +361,10 @@ func setAsideLost(db *bolt.DB) (lost []Lost) {
 	return lost
 }
 
-// restore writes salvaged messages into this (new) store as they were,
-// with their index entries, and carries the id sequence over.
+// restore writes salvaged messages into this (new) store as they were
+// and carries the id sequence over. It writes records and bodies only and
+// marks the indexes out of date, so the next Open rebuilds them from the
+// records (recover.go), leases left by the damaged store included.
 func (s *Store) restore(batch []salvaged, seq uint64) error {
 	return s.write(0, func(tx *bolt.Tx, d *delta) error {
 		msgs := tx.Bucket(bucketMsgs)
@@ -366,22 +375,16 @@ func (s *Store) restore(batch []salvaged, seq uint64) error {
 		}
 		bodies := tx.Bucket(bucketBodies)
 		for _, m := range batch {
-			r := *m.rec
 			for n, c := range m.chunks {
-				if err := bodies.Put(chunkKey(r.ID, uint32(n)), c); err != nil {
+				if err := bodies.Put(chunkKey(m.rec.ID, uint32(n)), c); err != nil {
 					return err
 				}
 			}
-			// A lease the damaged store held is handed back by the next
-			// open's recovery, as after a crash.
-			if _, err := reindex(tx, &r, d); err != nil {
-				return err
-			}
-			if err := putRecord(tx, &r); err != nil {
+			if err := putRecord(tx, m.rec); err != nil {
 				return err
 			}
 		}
-		return nil
+		return tx.Bucket(bucketMeta).Delete(metaIndexVersion)
 	})
 }
 
