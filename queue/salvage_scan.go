@@ -6,6 +6,7 @@ package queue
 // and body chunks it finds there.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"io"
 	"os"
@@ -88,6 +89,11 @@ func (lp *loosePages) add(key, value []byte, valueAt int64) {
 		id := ID(key)
 		r, err := decodeRecord(id, value)
 		if err != nil {
+			// Only what still names itself as this message's record: other
+			// buckets (the event journal) key JSON by ids too.
+			if !bytes.Contains(value, []byte(`"id":"`+string(id)+`"`)) || !bytes.Contains(value, []byte(`"recipients"`)) {
+				return
+			}
 			if _, ok := lp.records[id]; !ok && len(value) > len(lp.raw[id]) {
 				lp.raw[id] = append([]byte(nil), value...)
 			}
