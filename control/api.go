@@ -15,6 +15,7 @@ import "mailq/queue"
 //	POST /v1/flush                      ActionReply (Count only)
 //	POST /v1/{retry,hold,release,delete,bounce}  ActionRequest -> ActionReply
 //	POST /v1/enqueue?source=control|sendmail     one line of JSON queue.Envelope, "\n", then the raw message -> EnqueueReply
+//	GET  /v1/backup                     a consistent snapshot of queue.db (octet stream; error in the Mailq-Error trailer)
 const apiPrefix = "/v1/"
 
 // Stats is the stats command's reply; the field names are the contract of

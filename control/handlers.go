@@ -34,6 +34,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/bounce", s.action("bounce", s.bounceEach))
 	s.mux.HandleFunc("POST /v1/enqueue", s.handleEnqueue)
 	s.eventRoutes()
+	s.mux.HandleFunc("GET /v1/backup", s.handleBackup)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such control API endpoint: %s %s (is mailqctl newer than the daemon?)", r.Method, r.URL.Path))
 	})

@@ -19,7 +19,6 @@ package queue
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,7 +27,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 var (
@@ -79,7 +77,13 @@ type Store struct {
 // Open opens (or creates) the queue file at path, creating its directory
 // with mode 0700 and the file with mode 0600 when missing. It sets aside
 // damaged records and makes anything left in flight by a crash due again.
-func Open(path string, opts Options) (*Store, error) {
+// A damaged file is refused with a *DamagedError (damage.go).
+func Open(path string, opts Options) (_ *Store, err error) {
+	if err := precheck(path); err != nil {
+		return nil, err
+	}
+	var db *bolt.DB
+	defer catchOpenPanic(path, &db, &err)()
 	if opts.Retention <= 0 {
 		opts.Retention = DefaultRetention
 	}
@@ -90,7 +94,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("queue: create data directory %s: %w", dir, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: 2 * time.Second,
 		// The freelist is written with every commit, so Open reads it
 		// instead of walking every page of the file to rebuild it: with
@@ -103,10 +107,12 @@ func Open(path string, opts Options) (*Store, error) {
 		InitialMmapSize: 64 << 20,
 	})
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("queue: open %s: file is locked by another process (is another mailq running?)", path)
-		}
-		return nil, fmt.Errorf("queue: open %s: %w", path, err)
+		db = nil
+		return nil, openError(path, err)
+	}
+	if err := checkFormat(db, path); err != nil {
+		db.Close()
+		return nil, err
 	}
 	// A new file's directory entry must be durable too, or an acknowledged
 	// message could vanish with the file after a power loss.
@@ -132,6 +138,10 @@ func Open(path string, opts Options) (*Store, error) {
 		if opts.OnDamaged != nil {
 			opts.OnDamaged(d.id, d.reason)
 		}
+	}
+	if err := writeMarker(path); err != nil {
+		db.Close()
+		return nil, err
 	}
 	s.writer.Add(1)
 	go s.writeLoop()

@@ -36,7 +36,7 @@ func runDaemon(cfg *config.Config, log zerolog.Logger) error {
 	dbPath := filepath.Join(cfg.DataDir, "queue.db")
 	store, stopped, err := openStore(dbPath, cfg, signals, log)
 	if err != nil || stopped {
-		return err
+		return withThisCommand(err)
 	}
 	// The store's file lock makes this process the spool's only daemon, so
 	// a control socket nobody answers on is safe to remove.

@@ -50,6 +50,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // runWith is run with the terminal test replaceable.
 func runWith(args []string, stdout, stderr io.Writer, interactive func() bool) int {
+	if len(args) > 0 {
+		if cmd, ok := storeCommands[args[0]]; ok { // storecmds.go
+			return cmd(args[1:], stdout, stderr)
+		}
+	}
 	fs := flag.NewFlagSet("mailq", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration `FILE` (default: $MAILQ_CONFIG, then "+config.SystemPath+" if it exists, else the embedded defaults)")

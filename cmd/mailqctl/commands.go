@@ -35,6 +35,7 @@ func init() {
 		"events":      (*app).cmdEvents,      // events.go
 		"webhooks":    (*app).cmdWebhooks,    // events.go
 		"suppression": (*app).cmdSuppression, // events.go
+		"backup":      (*app).cmdBackup,      // backup.go
 	}
 }
 

@@ -70,6 +70,11 @@ var commandDocs = []commandDoc{
 		text: "Reads an RFC 5322 message on standard input and stores it with the given envelope; the id is\n" +
 			"printed only once the message is on disk.",
 		example: "mailqctl enqueue --from me@example.com --to you@example.com < message.eml"},
+	{name: "backup", args: "FILE", summary: "write a consistent snapshot of the live queue.db to FILE",
+		text: "Streams a snapshot of the whole store (one read transaction) through the control socket into\n" +
+			"FILE (0600), while mail goes on being taken and delivered. FILE appears only once it is whole.\n" +
+			"To restore: stop mailq, put FILE in place of data_dir/queue.db, start mailq.",
+		example: "mailqctl backup /var/backups/mailq-queue.db"},
 }
 
 // sendmailDoc is the help of the sendmail interface (its options are
