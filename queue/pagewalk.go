@@ -150,16 +150,25 @@ func walkFile(path string, max int) (problems []string, pages int, err error) {
 	return problems, pages, nil
 }
 
-// walkReader is walkFile on a file's contents.
-func walkReader(f io.ReaderAt, size int64, max int) (problems []string, pages int) {
+// headerProblem checks what a walk checks first: a meta page bbolt would
+// use, and a file as long as that meta says. "" when both hold.
+func headerProblem(f io.ReaderAt, size int64) (boltMeta, string) {
 	meta, err := readMeta(f, size)
 	if err != nil {
-		return []string{err.Error()}, 0
+		return meta, err.Error()
 	}
-	need := int64(meta.hwm) * int64(meta.pageSize)
-	if size < need {
-		return []string{fmt.Sprintf("the file is %d bytes, shorter than its header says (%d pages of %d bytes, %d bytes): it was cut short",
-			size, meta.hwm, meta.pageSize, need)}, 0
+	if need := int64(meta.hwm) * int64(meta.pageSize); size < need {
+		return meta, fmt.Sprintf("the file is %d bytes, shorter than its header says (%d pages of %d bytes, %d bytes): it was cut short",
+			size, meta.hwm, meta.pageSize, need)
+	}
+	return meta, ""
+}
+
+// walkReader is walkFile on a file's contents.
+func walkReader(f io.ReaderAt, size int64, max int) (problems []string, pages int) {
+	meta, problem := headerProblem(f, size)
+	if problem != "" {
+		return []string{problem}, 0
 	}
 	w := &pageWalk{f: f, meta: meta, seen: make([]bool, meta.hwm), max: max}
 	w.seen[0], w.seen[1] = true, true

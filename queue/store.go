@@ -172,8 +172,12 @@ func (s *Store) Close() error {
 	close(s.reqs)
 	s.mu.Unlock()
 	s.writer.Wait()
+	readOnly, path := s.db.IsReadOnly(), s.db.Path()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("queue: close: %w", err)
+	}
+	if !readOnly { // a reader vouches for nothing it did not close itself
+		writeClean(path)
 	}
 	return nil
 }
