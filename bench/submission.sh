@@ -32,7 +32,7 @@ DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-600}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 for prog in postfix postconf smtp-source smtp-sink jq go; do
 	command -v "$prog" >/dev/null || {
-		echo "$0: $prog is not installed (see /work/shared/notes/test-peers.md)" >&2
+		echo "$0: $prog is not installed (run .ci/install-peers)" >&2
 		exit 1
 	}
 done

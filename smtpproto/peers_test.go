@@ -1,7 +1,7 @@
 package smtpproto
 
-// Integration tests against third-party programs from Debian (see
-// /work/shared/notes/test-peers.md): aiosmtpd as the server, microsocks as
+// Integration tests against third-party programs from Debian (installed by
+// .ci/install-peers): aiosmtpd as the server, microsocks as
 // SOCKS5 proxy, tinyproxy as HTTP CONNECT proxy. All on loopback.
 
 import (
