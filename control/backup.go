@@ -15,14 +15,25 @@ import (
 // began to stream; a client must not keep a file that ended with one.
 const backupErrorTrailer = "Mailq-Error"
 
+// backupStore is a store that can stream a snapshot of itself: the bbolt
+// store can; a PostgreSQL queue is backed up with PostgreSQL's own tools.
+type backupStore interface {
+	Backup(w io.Writer) (int64, error)
+}
+
 // handleBackup streams a consistent snapshot of the store (one read
-// transaction, queue.Store.Backup); enqueue and delivery go on meanwhile.
+// transaction, boltstore.Store.Backup); enqueue and delivery go on meanwhile.
 func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
+	store, ok := s.opts.Store.(backupStore)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "backup copies the bbolt queue file; this queue is in PostgreSQL: back it up with pg_dump or PostgreSQL's own backups")
+		return
+	}
 	start := time.Now()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Trailer", backupErrorTrailer)
 	bw := bufio.NewWriterSize(w, 256<<10)
-	n, err := s.opts.Store.Backup(bw)
+	n, err := store.Backup(bw)
 	if err == nil {
 		err = bw.Flush()
 	}

@@ -14,12 +14,12 @@ import (
 )
 
 // NewLocalClient answers the control API from a store this process opened
-// itself (queue.OpenReadOnly, when the daemon is stopped), over in-memory
+// itself (boltstore.OpenReadOnly, when the daemon is stopped), over in-memory
 // connections: the commands that read (list, show, cat, stats, summary)
 // work unchanged; those that write fail in the store. There is no peer
 // check: whoever could open the queue file may read it. close stops the
 // in-process server; the caller closes the store.
-func NewLocalClient(store *queue.Store) (c *Client, close func()) {
+func NewLocalClient(store queue.Store) (c *Client, close func()) {
 	s := NewServer(ServerOptions{Store: store, Logger: zerolog.Nop()})
 	ln := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
 	self := Peer{PID: int32(os.Getpid()), UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}

@@ -21,7 +21,7 @@ import (
 
 // ServerOptions configures a Server.
 type ServerOptions struct {
-	Store          *queue.Store
+	Store          queue.Store
 	Hostname       string // the "by" of the Received: line enqueue prepends
 	MaxMessageSize int64  // enqueue refuses larger bodies; 0 = no limit
 	MaxRecipients  int    // enqueue refuses more recipients; 0 = intake.DefaultMaxRecipients

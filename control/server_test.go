@@ -17,11 +17,12 @@ import (
 
 	"mailq/intake"
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 // testDaemon is a control server on a temp socket over a real store.
 type testDaemon struct {
-	store  *queue.Store
+	store  queue.Store
 	socket string
 	client *Client
 }
@@ -40,7 +41,7 @@ func shortTempDir(t testing.TB) string {
 
 func startDaemon(t testing.TB, opts ServerOptions) *testDaemon {
 	t.Helper()
-	st, err := queue.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{})
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +306,7 @@ func TestSocketModeAndStaleSocket(t *testing.T) {
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
 
-	st, err := queue.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{})
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func RetryPolicyFromConfig(r config.Retry) policy.RetryPolicy {
 
 // OptionsFromConfig fills Options from a loaded configuration, for the
 // daemon: cmd/mailq only adds the store and the logger.
-func OptionsFromConfig(c *config.Config, store *queue.Store, log zerolog.Logger) Options {
+func OptionsFromConfig(c *config.Config, store queue.Store, log zerolog.Logger) Options {
 	return Options{
 		Store:                 store,
 		Routes:                RoutesFromConfig(c.Routes),

@@ -26,7 +26,7 @@ const (
 
 // Options configures an Engine.
 type Options struct {
-	Store  *queue.Store
+	Store  queue.Store
 	Routes []Route
 
 	// Workers bounds the deliveries in flight at once, all routes together.
@@ -67,7 +67,7 @@ type Options struct {
 // Engine drains the queue. Create it with New, start it with Run.
 type Engine struct {
 	opts  Options
-	store *queue.Store
+	store queue.Store
 	log   zerolog.Logger
 
 	// wake is signalled (non-blocking, cap 1) when the scheduler should look

@@ -11,6 +11,7 @@ import (
 	"mailq/events"
 	"mailq/events/eventstest"
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 // BenchmarkEndToEndWebhooks is BenchmarkEndToEnd (5,000 messages of 4 KiB,
@@ -37,7 +38,7 @@ func BenchmarkEndToEndWebhooks(b *testing.B) {
 				if journal {
 					qopts.Journal, qopts.MessageIDOf = events.Journal, events.MessageIDOf
 				}
-				store, err := queue.Open(filepath.Join(b.TempDir(), "queue.db"), qopts)
+				store, err := boltstore.Open(filepath.Join(b.TempDir(), "queue.db"), qopts)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -18,6 +18,7 @@ import (
 
 	"mailq/policy"
 	"mailq/queue"
+	"mailq/queue/boltstore"
 	"mailq/smtpproto"
 )
 
@@ -68,7 +69,7 @@ func testRoute(name string, port int, domains ...string) Route {
 type harness struct {
 	t      *testing.T
 	clock  *fakeClock
-	store  *queue.Store
+	store  queue.Store
 	engine *Engine
 	cancel context.CancelFunc
 	done   chan error
@@ -97,7 +98,7 @@ func (s *syncBuffer) String() string {
 func newHarness(t testing.TB, routes []Route, tweak func(*Options)) *harness {
 	t.Helper()
 	clock := newFakeClock()
-	store, err := queue.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{Now: clock.Now})
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatalf("open queue: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 // TestAttemptCutOffByCrashIsRetried: a message leased when the process
@@ -18,7 +19,7 @@ func TestAttemptCutOffByCrashIsRetried(t *testing.T) {
 	srv := newFakeServer(t)
 	clock := newFakeClock()
 	path := filepath.Join(t.TempDir(), "queue.db")
-	store, err := queue.Open(path, queue.Options{Now: clock.Now})
+	store, err := boltstore.Open(path, queue.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +33,7 @@ func TestAttemptCutOffByCrashIsRetried(t *testing.T) {
 	}
 	store.Close() // "crash": the lease is never completed
 
-	store, err = queue.Open(path, queue.Options{Now: clock.Now})
+	store, err = boltstore.Open(path, queue.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ type Webhook struct {
 
 // PosterOptions configures a Poster.
 type PosterOptions struct {
-	Store    *queue.Store
+	Store    queue.Store
 	Webhooks []Webhook
 	Logger   zerolog.Logger
 	Now      func() time.Time // event age for max_age; default time.Now

@@ -15,11 +15,12 @@ import (
 	"mailq/events"
 	"mailq/events/eventstest"
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
-func openStore(t testing.TB) *queue.Store {
+func openStore(t testing.TB) queue.Store {
 	t.Helper()
-	s, err := queue.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{Journal: events.Journal, MessageIDOf: events.MessageIDOf})
+	s, err := boltstore.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{Journal: events.Journal, MessageIDOf: events.MessageIDOf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func openStore(t testing.TB) *queue.Store {
 // attempt for each: the first recipient delivered, the second deferred on
 // even messages and bounced on odd ones. It returns how many events that
 // made (one queued and one outcome per recipient).
-func makeTraffic(t *testing.T, s *queue.Store, n int) int {
+func makeTraffic(t *testing.T, s queue.Store, n int) int {
 	t.Helper()
 	for i := range n {
 		body := fmt.Sprintf("Message-ID: <m%d@test>\r\nSubject: x\r\n\r\nhello\r\n", i)

@@ -21,11 +21,11 @@ import (
 
 // MaildropOptions configures NewMaildrop.
 type MaildropOptions struct {
-	Dir            string       // the maildrop; tmp/, new/ and failed/ are created inside
-	Store          *queue.Store // where taken messages go
-	MaxMessageSize int64        // bytes of message (after the envelope lines); <= 0 = no limit
-	MaxRecipients  int          // 0 = DefaultMaxRecipients
-	Hostname       string       // for the Received: line
+	Dir            string      // the maildrop; tmp/, new/ and failed/ are created inside
+	Store          queue.Store // where taken messages go
+	MaxMessageSize int64       // bytes of message (after the envelope lines); <= 0 = no limit
+	MaxRecipients  int         // 0 = DefaultMaxRecipients
+	Hostname       string      // for the Received: line
 	PollInterval   time.Duration
 	// Settle is how long a file in new/ must go unmodified before it is
 	// taken, so a writer that writes straight into new/ (not through tmp/)

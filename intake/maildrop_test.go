@@ -13,11 +13,12 @@ import (
 
 	"github.com/rs/zerolog"
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 type maildropRig struct {
 	dir    string
-	store  *queue.Store
+	store  queue.Store
 	md     *Maildrop
 	cancel context.CancelFunc
 	done   chan error
@@ -37,7 +38,7 @@ func startMaildrop(t *testing.T, poll time.Duration, maxSize int64, before func(
 	if before != nil {
 		before(dir)
 	}
-	st, err := queue.Open(filepath.Join(base, "queue.db"), queue.Options{})
+	st, err := boltstore.Open(filepath.Join(base, "queue.db"), queue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +207,7 @@ func TestMaildropTakesFileDroppedWhileRunning(t *testing.T) {
 func TestMaildropScanWithoutWatch(t *testing.T) {
 	// The periodic scan alone (no inotify) takes what is in new/.
 	base := t.TempDir()
-	st, err := queue.Open(filepath.Join(base, "q.db"), queue.Options{})
+	st, err := boltstore.Open(filepath.Join(base, "q.db"), queue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +342,7 @@ func TestMaildropStoreErrorLeavesFile(t *testing.T) {
 func TestMaildropCreatesDirs(t *testing.T) {
 	base := t.TempDir()
 	dir := filepath.Join(base, "md")
-	st, err := queue.Open(filepath.Join(base, "q.db"), queue.Options{})
+	st, err := boltstore.Open(filepath.Join(base, "q.db"), queue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,10 @@
-// Package queue stores mailq's messages durably in one bbolt file: bodies,
-// envelopes, per-recipient state, a schedule index by next-attempt time and
-// the attempt history.
+// Package queue is the contract of mailq's durable queue: the types every
+// other package speaks (messages, recipients, attempts, leases, outcomes)
+// and the Store interface two implementations satisfy: queue/boltstore, one
+// bbolt file, the embedded default; and queue/pgstore, PostgreSQL, for
+// several nodes sharing one queue. queue/queuetest holds the behaviour both
+// must show.
 package queue
-
-// This file is the contract other packages code against. The implementation
-// lives in the other files of this package.
 
 import (
 	"errors"
@@ -237,6 +237,10 @@ type RebuildProgress struct {
 	Done    bool
 }
 
+// DefaultRetention is how long done messages stay visible to Get when
+// Options.Retention is zero (issue 2: "default 7 days").
+const DefaultRetention = 168 * time.Hour
+
 var (
 	ErrNotFound = errors.New("queue: no such message")
 	ErrClosed   = errors.New("queue: store is closed")
@@ -256,30 +260,3 @@ var (
 	// ErrInFlight: the recipient's attempt is running; try again after it.
 	ErrInFlight = errors.New("recipient is being delivered right now; try again in a moment")
 )
-
-// The Store's methods (implemented in store.go and friends):
-//
-//	func Open(path string, opts Options) (*Store, error)     // creates file 0600; recovers in-flight leases
-//	func (s *Store) Close() error
-//	func (s *Store) Enqueue(env Envelope, body io.Reader) (ID, error) // returns after fsync; group commit; reads body as a stream in bounded memory, nothing visible before the final commit
-//	func (s *Store) Body(id ID) (io.ReadCloser, error)        // streams the stored body chunk by chunk
-//	func (s *Store) NextDue() (time.Time, bool)               // earliest next attempt of any non-held, non-leased message
-//	func (s *Store) Lease(now time.Time, max int) ([]Lease, error) // due messages in time order
-//	func (s *Store) RecordOutcome(l Lease, a Attempt, outcomes []Outcome) error
-//	func (s *Store) RecordAttempts(l Lease, attempts []Attempt, outcomes []Outcome) error // one record per route and connection
-//	func (s *Store) SetDelayWarned(id ID) error
-//	func (s *Store) Hold(id ID) error
-//	func (s *Store) Release(id ID) error                      // due now
-//	func (s *Store) Delete(id ID) error
-//	func (s *Store) MakeDue(id ID) error                      // retry: due now unless held
-//	func (s *Store) HoldEach(ids []ID) []error                // bulk forms: one error per id, applied in batched transactions;
-//	func (s *Store) ReleaseEach(ids []ID) []error             //   Hold, Release, Delete and MakeDue are these for one id
-//	func (s *Store) DeleteEach(ids []ID) []error
-//	func (s *Store) MakeDueEach(ids []ID) []error
-//	func (s *Store) Flush() (int, error)                      // every deferred message due now, in batches
-//	func (s *Store) MakeAllDue() (int, error)                 // retry --all: every waiting message due now, in batches
-//	func (s *Store) Get(id ID) (*Message, error)              // live or retained done message, with Attempts
-//	func (s *Store) List(f Filter, fn func(*Message) error) error // streams, in id order
-//	func (s *Store) Stats() (Stats, error)
-//	func (s *Store) Purge(now time.Time) (int, error)         // drops done messages older than retention
-//	func (s *Store) Changed() <-chan struct{}                 // signalled (non-blocking, cap 1) when something may have become due sooner

@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 const crashChildEnv = "MAILQ_SUBMISSION_CRASH_CHILD"
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 // runCrashChild serves a listener over a store in dir and prints its
 // address; it runs until killed.
 func runCrashChild(dir string) {
-	st, err := queue.Open(filepath.Join(dir, "queue.db"), queue.Options{})
+	st, err := boltstore.Open(filepath.Join(dir, "queue.db"), queue.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -93,7 +94,7 @@ func TestCrashKeepsAcknowledgedMessages(t *testing.T) {
 	child.Wait()
 	wg.Wait()
 
-	st, err := queue.Open(filepath.Join(dir, "queue.db"), queue.Options{})
+	st, err := boltstore.Open(filepath.Join(dir, "queue.db"), queue.Options{})
 	if err != nil {
 		t.Fatalf("reopening the store after the crash: %v", err)
 	}

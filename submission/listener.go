@@ -42,7 +42,7 @@ type Options struct {
 	// default 1s. The tenth failure closes the connection.
 	AuthFailDelay time.Duration
 	Hostname      string // greeting, Received: "by"; default os.Hostname
-	Store         *queue.Store
+	Store         queue.Store
 	Logger        zerolog.Logger
 	Now           func() time.Time // default time.Now
 	// RefuseRecipient, when set, is asked at each RCPT; refuse makes the

@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 func dialClient(t *testing.T, addr string) *smtp.Client {
@@ -358,7 +359,7 @@ func TestImplicitTLS(t *testing.T) {
 }
 
 func TestNewRefusesBadOptions(t *testing.T) {
-	st, _ := queue.Open(t.TempDir()+"/q.db", queue.Options{})
+	st, _ := boltstore.Open(t.TempDir()+"/q.db", queue.Options{})
 	defer st.Close()
 	tests := []struct {
 		name string

@@ -21,7 +21,7 @@ func needPeer(t testing.TB, name string) string {
 	return ""
 }
 
-func countStored(t testing.TB, st *queue.Store) int {
+func countStored(t testing.TB, st queue.Store) int {
 	n := 0
 	if err := st.List(queue.Filter{}, func(*queue.Message) error { n++; return nil }); err != nil {
 		t.Fatal(err)

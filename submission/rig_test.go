@@ -24,11 +24,12 @@ import (
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 type rig struct {
 	l      *Listener
-	store  *queue.Store
+	store  queue.Store
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
@@ -44,7 +45,7 @@ func startListener(t testing.TB, tweak func(*Options)) *rig {
 // startListenerIn is startListener with the queue file in dir.
 func startListenerIn(t testing.TB, dir string, tweak func(*Options)) *rig {
 	t.Helper()
-	st, err := queue.Open(filepath.Join(dir, "queue.db"), queue.Options{})
+	st, err := boltstore.Open(filepath.Join(dir, "queue.db"), queue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ const Status = "5.1.1"
 
 // Options configures a List.
 type Options struct {
-	Store *queue.Store
+	Store queue.Store
 	TTL   time.Duration // default DefaultTTL
 	Codes []string      // default DefaultCodes
 	// SkipRoutes names routes whose recipients are neither added nor

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 func main() {
@@ -249,7 +250,7 @@ delay_warning = "500h"
 // fill writes n messages and turns each into a deferred one, as a first
 // attempt to a closed port would: leased, then retried in 100 h.
 func fill(path string, n, size int) error {
-	s, err := queue.Open(path, queue.Options{})
+	s, err := boltstore.Open(path, queue.Options{})
 	if err != nil {
 		return err
 	}

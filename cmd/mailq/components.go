@@ -44,7 +44,7 @@ type components struct {
 
 // startComponents binds and starts what the configuration asks for. On
 // error, whatever was started is stopped again.
-func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store, log zerolog.Logger) (c *components, err error) {
+func startComponents(ctx context.Context, cfg *config.Config, store queue.Store, log zerolog.Logger) (c *components, err error) {
 	c = &components{log: log, delivered: make(chan error, 1)}
 	intakeCtx, stopIntake := context.WithCancel(ctx)
 	deliveryCtx, stopDelivery := context.WithCancel(ctx)
@@ -148,7 +148,7 @@ func startComponents(ctx context.Context, cfg *config.Config, store *queue.Store
 }
 
 // submissionOptions maps one [[submission]] table to the listener's options.
-func submissionOptions(cfg *config.Config, sc config.Submission, store *queue.Store, log zerolog.Logger) (submission.Options, error) {
+func submissionOptions(cfg *config.Config, sc config.Submission, store queue.Store, log zerolog.Logger) (submission.Options, error) {
 	opts := submission.Options{
 		Listen:          sc.Listen,
 		ImplicitTLS:     sc.ImplicitTLS,

@@ -88,7 +88,7 @@ func runDaemon(cfg *config.Config, log zerolog.Logger) error {
 // shutdown closes the components within grace, then the store. Work still
 // unfinished after grace is not lost: its leases become due again at the
 // next start.
-func shutdown(comps *components, store *queue.Store, grace time.Duration, log zerolog.Logger) error {
+func shutdown(comps *components, store queue.Store, grace time.Duration, log zerolog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := comps.shutdown(ctx); err != nil {

@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 // makeStore fills dir/data/queue.db with n messages (some of several body
@@ -22,7 +23,7 @@ import (
 func makeStore(t *testing.T, dir string, n int) string {
 	t.Helper()
 	path := filepath.Join(dir, "data", "queue.db")
-	s, err := queue.Open(path, queue.Options{})
+	s, err := boltstore.Open(path, queue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ type eventParts struct {
 	done   chan struct{}
 }
 
-// storeJournal is what queue.Open needs so that events are stored with
+// storeJournal is what opening the store needs so that events are stored with
 // their changes.
 func storeJournal(opts queue.Options) queue.Options {
 	opts.Journal = events.Journal
@@ -38,7 +38,7 @@ func storeJournal(opts queue.Options) queue.Options {
 	return opts
 }
 
-func newEventParts(cfg *config.Config, store *queue.Store, log zerolog.Logger) (*eventParts, error) {
+func newEventParts(cfg *config.Config, store queue.Store, log zerolog.Logger) (*eventParts, error) {
 	log = log.With().Str("component", "events").Logger()
 	hooks := make([]events.Webhook, 0, len(cfg.Webhooks))
 	for _, w := range cfg.Webhooks {
@@ -120,7 +120,7 @@ func (p *eventParts) refuseAtRCPT(engine *delivery.Engine) func(string) (string,
 }
 
 // start runs the poster and the hourly purge until stop.
-func (p *eventParts) start(store *queue.Store) {
+func (p *eventParts) start(store queue.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stop, p.done = cancel, make(chan struct{})
 	go func() {
@@ -143,7 +143,7 @@ func (p *eventParts) shutdown() {
 
 // purgeLoop drops events older than retention that every webhook is past,
 // and expired suppression entries, at start and hourly.
-func (p *eventParts) purgeLoop(ctx context.Context, store *queue.Store) {
+func (p *eventParts) purgeLoop(ctx context.Context, store queue.Store) {
 	t := time.NewTicker(purgeEvery)
 	defer t.Stop()
 	for {

@@ -11,6 +11,7 @@ import (
 
 	"mailq/config"
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 // rebuildLogEvery spaces the progress lines of an index rebuild.
@@ -27,7 +28,7 @@ const startExtension = 30 * time.Second
 // meanwhile stops start-up with a log line (stopped is true): every commit
 // is atomic, so stopping mid-rebuild loses nothing and the next start
 // begins the rebuild again.
-func openStore(path string, cfg *config.Config, signals <-chan os.Signal, log zerolog.Logger) (store *queue.Store, stopped bool, err error) {
+func openStore(path string, cfg *config.Config, signals <-chan os.Signal, log zerolog.Logger) (store queue.Store, stopped bool, err error) {
 	var lastLog time.Time
 	opts := queue.Options{
 		Retention: cfg.Retention.Duration,
@@ -56,13 +57,13 @@ func openStore(path string, cfg *config.Config, signals <-chan os.Signal, log ze
 		},
 	}
 	type opened struct {
-		store *queue.Store
+		store queue.Store
 		err   error
 	}
 	done := make(chan opened, 1)
 	log.Debug().Str("queue", path).Msg("opening the queue")
 	go func() {
-		s, err := queue.Open(path, storeJournal(opts)) // events (events.go)
+		s, err := boltstore.Open(path, storeJournal(opts)) // events (events.go)
 		done <- opened{s, err}
 	}()
 	for {

@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 // This file runs the daemon binary as an operator would (issue 7): real
@@ -653,7 +654,7 @@ func TestQueueCollector(t *testing.T) {
 	now := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	store, err := queue.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{Now: clock})
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ const purgeEvery = time.Hour
 // purgeLoop drops done messages older than the store's retention, once at
 // start and then every interval, until ctx ends. Without it the finished
 // index and the retained bodies would grow for ever.
-func purgeLoop(ctx context.Context, store *queue.Store, every time.Duration, log zerolog.Logger) {
+func purgeLoop(ctx context.Context, store queue.Store, every time.Duration, log zerolog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -12,12 +12,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 // TestPurgeLoopDropsFinishedMessagesPastRetention: done messages leave the
 // store once retention has passed; live ones stay.
 func TestPurgeLoopDropsFinishedMessagesPastRetention(t *testing.T) {
-	store, err := queue.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{Retention: time.Millisecond})
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{Retention: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

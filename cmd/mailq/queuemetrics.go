@@ -24,7 +24,7 @@ var (
 
 // queueCollector reports the queue gauges from Store.Stats at each scrape.
 type queueCollector struct {
-	store *queue.Store
+	store queue.Store
 	log   zerolog.Logger
 }
 
@@ -67,7 +67,7 @@ var (
 // registerQueueMetrics puts the queue gauges for store on metrics.Registry,
 // replacing those of a store registered before (only tests start the
 // components twice in one process).
-func registerQueueMetrics(store *queue.Store, log zerolog.Logger) {
+func registerQueueMetrics(store queue.Store, log zerolog.Logger) {
 	queueMetricsMu.Lock()
 	defer queueMetricsMu.Unlock()
 	if registeredQueueMetrics != nil {

@@ -16,6 +16,7 @@ import (
 
 	"mailq/config"
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 // storeCommands are dispatched on the first argument before the daemon's
@@ -52,7 +53,7 @@ func runCheckStore(args []string, stdout, stderr io.Writer) int {
 		dir = cfg.DataDir
 	}
 	path := filepath.Join(dir, "queue.db")
-	rep, err := queue.CheckFile(path)
+	rep, err := boltstore.CheckFile(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "mailq check-store: %v\n", err)
 		return 1
@@ -75,7 +76,7 @@ func runCheckStore(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-func printCounts(stdout io.Writer, rep *queue.CheckReport) {
+func printCounts(stdout io.Writer, rep *boltstore.CheckReport) {
 	fmt.Fprintf(stdout, "pages: %d reachable\n", rep.Pages)
 	fmt.Fprintf(stdout, "messages: %d (queued %d, deferred %d, active %d, held %d, done %d)\n", rep.Messages,
 		rep.ByStatus[queue.StatusQueued], rep.ByStatus[queue.StatusDeferred], rep.ByStatus[queue.StatusActive],
@@ -104,7 +105,7 @@ func runSalvage(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	rep, err := queue.Salvage(*from, *to)
+	rep, err := boltstore.Salvage(*from, *to)
 	if rep != nil {
 		fmt.Fprintf(stdout, "saved %d messages into %s; could not save %d\n", rep.Saved, *to, len(rep.Lost))
 		for _, l := range rep.Lost {
@@ -135,7 +136,7 @@ func runSalvage(args []string, stdout, stderr io.Writer) int {
 // the commands it suggests: installed, the daemon is off PATH, where
 // "mailq" is mailqctl's queue listing.
 func withThisCommand(err error) error {
-	var de *queue.DamagedError
+	var de *boltstore.DamagedError
 	if errors.As(err, &de) {
 		if exe, xerr := os.Executable(); xerr == nil {
 			de.Command = exe

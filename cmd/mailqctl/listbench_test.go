@@ -50,7 +50,7 @@ func BenchmarkList(b *testing.B) {
 
 // fillWithHistory enqueues n messages and fails two attempts of each, with
 // the replies a real 450 leaves in the history.
-func fillWithHistory(b *testing.B, st *queue.Store, n int) {
+func fillWithHistory(b *testing.B, st queue.Store, n int) {
 	b.Helper()
 	body := "Subject: bench\r\n\r\n" + strings.Repeat("x", 400) + "\r\n"
 	var wg sync.WaitGroup

@@ -19,6 +19,7 @@ import (
 
 	"mailq/control"
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 // binDir holds the mailqctl binary built once for the tests, and a
@@ -50,7 +51,7 @@ func TestMain(m *testing.M) {
 // daemon is the control server over a real store, on a temp socket, with a
 // configuration file that names the socket and the maildrop.
 type daemon struct {
-	store    *queue.Store
+	store    queue.Store
 	dir      string // short temp dir: socket, maildrop, config
 	socket   string
 	maildrop string
@@ -76,7 +77,7 @@ func startDaemon(t testing.TB, opts control.ServerOptions) *daemon {
 	if err := os.WriteFile(d.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d.store, err = queue.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{})
+	d.store, err = boltstore.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

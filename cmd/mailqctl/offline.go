@@ -10,6 +10,7 @@ import (
 
 	"mailq/control"
 	"mailq/queue"
+	"mailq/queue/boltstore"
 )
 
 // readClient is the client for the commands that only read (list, show,
@@ -35,8 +36,8 @@ func (a *app) readClient(ctx context.Context) (c *control.Client, done func(), e
 	if _, serr := os.Stat(path); serr != nil {
 		return nil, nil, fmt.Errorf("%w; and no queue file to read at %s: %v", pingErr, path, serr)
 	}
-	store, err := queue.OpenReadOnly(path, queue.Options{Retention: cfg.Retention.Duration})
-	if errors.Is(err, queue.ErrLocked) {
+	store, err := boltstore.OpenReadOnly(path, queue.Options{Retention: cfg.Retention.Duration})
+	if errors.Is(err, boltstore.ErrLocked) {
 		return nil, nil, fmt.Errorf("%w; a mailq daemon has the queue file %s open but its control socket does not answer: is control.socket the same in its configuration?", pingErr, path)
 	}
 	if err != nil {

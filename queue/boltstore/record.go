@@ -1,0 +1,301 @@
+package boltstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// delta counts status changes made inside one transaction; it is applied
+// to Store.counts only once that transaction committed.
+type delta struct {
+	counts  map[Status]int
+	damaged int
+	found   []damage // records set aside as damaged, reported after commit
+	signal  bool
+	events  bool // events were stored (journal.go)
+	// outcome totals, in recipients
+	delivered, bounced, deferred int64
+}
+
+func (d *delta) reset() { *d = delta{} }
+
+func (d *delta) move(from, to Status) {
+	if from == to {
+		return
+	}
+	if d.counts == nil {
+		d.counts = map[Status]int{}
+	}
+	if from != "" {
+		d.counts[from]--
+	}
+	if to != "" {
+		d.counts[to]++
+	}
+}
+
+func (s *Store) apply(d *delta) {
+	s.countMu.Lock()
+	for st, n := range d.counts {
+		s.counts[st] += n
+	}
+	s.damaged += d.damaged
+	s.countMu.Unlock()
+	if s.opts.OnDamaged != nil {
+		for _, f := range d.found {
+			s.opts.OnDamaged(f.id, f.reason)
+		}
+	}
+	s.deliveredTotal.Add(d.delivered)
+	s.bouncedTotal.Add(d.bounced)
+	s.deferredTotal.Add(d.deferred)
+	if d.signal {
+		s.signal()
+	}
+	if d.events {
+		s.events.fire()
+	}
+}
+
+func decodeRecord(id ID, v []byte) (*record, error) {
+	r := &record{}
+	if err := json.Unmarshal(v, r); err != nil {
+		return nil, fmt.Errorf("undecodable record: %w", err)
+	}
+	if r.ID != id {
+		return nil, fmt.Errorf("record names id %q, stored under %q", r.ID, id)
+	}
+	if len(r.Recipients) == 0 {
+		return nil, fmt.Errorf("record has no recipients")
+	}
+	r.loaded, r.loadedToken = r.Status, r.Token
+	return r, nil
+}
+
+// load reads a record in tx; ErrNotFound when there is none.
+func load(tx *bolt.Tx, id ID) (*record, error) {
+	v := tx.Bucket(bucketMsgs).Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	r, err := decodeRecord(id, v)
+	if err != nil {
+		return nil, fmt.Errorf("queue: message %s: %v", id, err)
+	}
+	return r, nil
+}
+
+// status derives the message status (docs/cli.md "States").
+func (r *record) status() Status {
+	left, tried := false, false
+	for _, rc := range r.Recipients {
+		if !rc.State.Done() {
+			left = true
+			if rc.Attempts > 0 {
+				tried = true
+			}
+		}
+	}
+	switch {
+	case !left:
+		return StatusDone
+	case r.Held:
+		return StatusHeld
+	case r.Token != 0:
+		return StatusActive
+	case tried:
+		return StatusDeferred
+	default:
+		return StatusQueued
+	}
+}
+
+// earliest is the earliest NextAttempt of the recipients still to do.
+func (r *record) earliest() time.Time {
+	var t time.Time
+	for _, rc := range r.Recipients {
+		if rc.State.Done() {
+			continue
+		}
+		if t.IsZero() || rc.NextAttempt.Before(t) {
+			t = rc.NextAttempt
+		}
+	}
+	return t
+}
+
+func (r *record) isLeased(addr string) bool {
+	for _, a := range r.Leased {
+		if a == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// dueNow makes every recipient still to do and not in flight due at now.
+func (r *record) dueNow(now time.Time) {
+	for i := range r.Recipients {
+		rc := &r.Recipients[i]
+		if !rc.State.Done() && !r.isLeased(rc.Address) {
+			rc.NextAttempt = now
+		}
+	}
+}
+
+// requestNow is dueNow for an operator's retry or flush: each recipient
+// brought forward remembers the attempt it was scheduled for (ResumeAt), so
+// that a failed early attempt does not push its schedule out.
+func (r *record) requestNow(now time.Time) {
+	for i := range r.Recipients {
+		rc := &r.Recipients[i]
+		if rc.State.Done() || r.isLeased(rc.Address) || !rc.NextAttempt.After(now) {
+			continue
+		}
+		if rc.ResumeAt.IsZero() {
+			rc.ResumeAt = rc.NextAttempt
+		}
+		rc.NextAttempt = now
+	}
+}
+
+// save stores r and brings every index in line with it: the schedule index
+// holds it iff it is live, not held and not leased; live and finished
+// follow whether it is done. All writes go through here so the indexes
+// cannot drift from the records.
+func save(tx *bolt.Tx, r *record, d *delta) error {
+	r.Status = r.status()
+	r.NextAttempt = r.earliest()
+	id := []byte(r.ID)
+	var schedAt int64
+	if r.Status == StatusQueued || r.Status == StatusDeferred {
+		schedAt = r.NextAttempt.UnixNano()
+		if schedAt <= 0 {
+			schedAt = 1 // 0 means "not indexed"
+		}
+	}
+	if schedAt != r.SchedAt || r.Status != r.loaded {
+		sched := tx.Bucket(bucketSched)
+		if r.SchedAt != 0 && r.SchedAt != schedAt {
+			if err := sched.Delete(timeKey(r.SchedAt, r.ID)); err != nil {
+				return err
+			}
+		}
+		if schedAt != 0 {
+			if err := sched.Put(timeKey(schedAt, r.ID), schedValue(r.Status)); err != nil {
+				return err
+			}
+		}
+		r.SchedAt = schedAt
+	}
+	if (r.Token != 0) != (r.loadedToken != 0) {
+		if err := setLeased(tx, r.ID, r.Token != 0); err != nil {
+			return err
+		}
+		r.loadedToken = r.Token
+	}
+	if r.Status == StatusDone && r.loaded != StatusDone {
+		if err := tx.Bucket(bucketLive).Delete(id); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketFinished).Put(timeKey(r.Finished.UnixNano(), r.ID), nil); err != nil {
+			return err
+		}
+	}
+	if err := putRecord(tx, r); err != nil {
+		return err
+	}
+	d.move(r.loaded, r.Status)
+	r.loaded = r.Status
+	return nil
+}
+
+// schedValue is what a schedule index entry holds: the message's status
+// (queued or deferred), so Flush can count without decoding the record and
+// a damaged record found through the index can be uncounted.
+func schedValue(st Status) []byte {
+	if st == StatusDeferred {
+		return []byte{'d'}
+	}
+	return []byte{'q'}
+}
+
+func schedStatus(v []byte) Status {
+	if len(v) == 1 && v[0] == 'd' {
+		return StatusDeferred
+	}
+	return StatusQueued
+}
+
+// setLeased keeps the leased index (id → "") in step with lease tokens, so
+// Open finds what a crash left in flight without walking every record.
+func setLeased(tx *bolt.Tx, id ID, leased bool) error {
+	if leased {
+		return tx.Bucket(bucketLeased).Put([]byte(id), nil)
+	}
+	return tx.Bucket(bucketLeased).Delete([]byte(id))
+}
+
+func putRecord(tx *bolt.Tx, r *record) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("queue: encode message %s: %w", r.ID, err)
+	}
+	if err := tx.Bucket(bucketMsgs).Put([]byte(r.ID), v); err != nil {
+		return fmt.Errorf("queue: store message %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// remove deletes a message, its body and its index entries.
+func remove(tx *bolt.Tx, r *record, d *delta) error {
+	id := []byte(r.ID)
+	if r.SchedAt != 0 {
+		if err := tx.Bucket(bucketSched).Delete(timeKey(r.SchedAt, r.ID)); err != nil {
+			return err
+		}
+	}
+	if err := tx.Bucket(bucketLive).Delete(id); err != nil {
+		return err
+	}
+	if r.loadedToken != 0 {
+		if err := setLeased(tx, r.ID, false); err != nil {
+			return err
+		}
+	}
+	if !r.Finished.IsZero() {
+		if err := tx.Bucket(bucketFinished).Delete(timeKey(r.Finished.UnixNano(), r.ID)); err != nil {
+			return err
+		}
+	}
+	if err := deleteBody(tx, r.ID); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketMsgs).Delete(id); err != nil {
+		return err
+	}
+	d.move(r.loaded, "")
+	return nil
+}
+
+func deleteBody(tx *bolt.Tx, id ID) error {
+	c := tx.Bucket(bucketBodies).Cursor()
+	prefix := []byte(id)
+	for k, _ := c.Seek(prefix); k != nil && len(k) == len(prefix)+4 && string(k[:len(prefix)]) == string(id); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("queue: delete body of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// public returns the caller's copy of the message.
+func (r *record) public() *Message {
+	m := r.Message
+	m.Status = r.status()
+	m.NextAttempt = r.earliest()
+	return &m
+}
