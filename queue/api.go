@@ -227,6 +227,10 @@ type Options struct {
 	// OnPurged is called, after the commit, for each done message Purge
 	// removed (the end of its story in the log). May be nil.
 	OnPurged func(id ID)
+	// OnCommit is called after each fsync'd write transaction with the
+	// number of write requests (enqueues, leases, outcomes, ...) it
+	// carried: how well group commit groups. It must not block. May be nil.
+	OnCommit func(requests int)
 }
 
 // RebuildProgress reports an index rebuild at Open.

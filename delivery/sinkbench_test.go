@@ -1,0 +1,219 @@
+package delivery
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"mailq/queue"
+	"mailq/queue/boltstore"
+)
+
+// BenchmarkEndToEndSink drains a pre-filled queue into Postfix's smtp-sink
+// running as its own process on a loopback ephemeral port, so the profile
+// holds only mailq's side of the path (lease, body read, SMTP client,
+// outcome), with the default delivery settings. It reports messages per
+// second counted at the sink and store commits per delivered message.
+// Filling the queue is not timed.
+//
+//	go test -run '^$' -bench EndToEndSink -benchtime 1x -cpuprofile cpu.out ./delivery/
+//	go tool pprof -top delivery.test cpu.out
+func BenchmarkEndToEndSink(b *testing.B) {
+	for _, c := range []struct {
+		size, messages int
+	}{
+		{4 << 10, 5000},
+		{100 << 10, 2000},
+	} {
+		b.Run(fmt.Sprintf("size=%dKiB", c.size>>10), func(b *testing.B) {
+			body := benchBody(c.size)
+			var elapsed time.Duration
+			var commits int64
+			for range b.N {
+				b.StopTimer()
+				sink := startSMTPSink(b)
+				var committed atomic.Int64
+				store, err := boltstore.Open(filepath.Join(b.TempDir(), "queue.db"), queue.Options{
+					OnCommit: func(int) { committed.Add(1) },
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				e, err := New(Options{
+					Store: store, Routes: []Route{testRoute("sink", sink.port)},
+					ShutdownGrace: 5 * time.Second, Hostname: "mailq.test", Logger: zerolog.Nop(),
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				fill(b, store, c.messages, 1, body)
+				before := committed.Load()
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				b.StartTimer()
+				start := time.Now()
+				go func() { done <- e.Run(ctx) }()
+				for sink.messages() < c.messages {
+					if err := sink.exited(); err != nil {
+						b.Fatalf("smtp-sink stopped after %d messages: %v", sink.messages(), err)
+					}
+					time.Sleep(time.Millisecond)
+				}
+				elapsed += time.Since(start)
+				b.StopTimer()
+				// The last outcomes are recorded just after the sink's
+				// count; wait for them so the commit count is whole.
+				for {
+					st, err := store.Stats()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if st.DeliveredTotal >= int64(c.messages) {
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+				commits += committed.Load() - before
+				cancel()
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+				if err := store.Close(); err != nil {
+					b.Fatal(err)
+				}
+				if got := sink.messages(); got != c.messages {
+					b.Fatalf("smtp-sink counted %d messages, want exactly %d", got, c.messages)
+				}
+			}
+			b.ReportMetric(float64(c.messages*b.N)/elapsed.Seconds(), "msg/s")
+			b.ReportMetric(float64(commits)/float64(c.messages*b.N), "commits/msg")
+		})
+	}
+}
+
+// smtpSink is Postfix's smtp-sink (Debian package postfix) on a loopback
+// port, counting the messages it accepted.
+type smtpSink struct {
+	port  int
+	count atomic.Int64
+	done  chan struct{}
+	err   error // valid once done is closed
+}
+
+func (s *smtpSink) messages() int { return int(s.count.Load()) }
+
+// exited returns the reason the sink stopped, nil while it runs.
+func (s *smtpSink) exited() error {
+	select {
+	case <-s.done:
+		if s.err == nil {
+			return fmt.Errorf("exited")
+		}
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// startSMTPSink starts smtp-sink on a free loopback port and stops it (by
+// its process) when the benchmark ends. smtp-sink cannot report a port it
+// chose itself, so a free one is found first; if another process takes it
+// meanwhile, smtp-sink exits and a new port is tried.
+func startSMTPSink(tb testing.TB) *smtpSink {
+	tb.Helper()
+	path, err := exec.LookPath("smtp-sink")
+	if err != nil {
+		tb.Fatalf("smtp-sink not found (Debian package postfix; .ci/install-peers installs it): %v", err)
+	}
+	for range 5 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		args := []string{"-c", "127.0.0.1:" + strconv.Itoa(port), "1024"}
+		if os.Geteuid() == 0 {
+			args = append([]string{"-u", "nobody"}, args...) // it refuses to run as root
+		}
+		cmd := exec.Command(path, args...)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			tb.Fatalf("start smtp-sink: %v", err)
+		}
+		s := &smtpSink{port: port, done: make(chan struct{})}
+		go func() {
+			// -c prints "sess=N quit=N mesg=N" after each message, ended by \r.
+			sc := bufio.NewScanner(out)
+			sc.Split(scanCR)
+			for sc.Scan() {
+				for _, f := range strings.Fields(sc.Text()) {
+					if v, ok := strings.CutPrefix(f, "mesg="); ok {
+						if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+							s.count.Store(n)
+						}
+					}
+				}
+			}
+			err := cmd.Wait()
+			s.err = fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+			close(s.done)
+		}()
+		tb.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			<-s.done
+		})
+		if s.waitListening() {
+			return s
+		}
+		tb.Logf("smtp-sink on port %d: %v; trying another port", port, s.exited())
+	}
+	tb.Fatal("smtp-sink did not start on any of 5 free loopback ports")
+	return nil
+}
+
+// waitListening waits until the sink accepts connections or exits.
+func (s *smtpSink) waitListening() bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if s.exited() != nil {
+			return false
+		}
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(s.port), time.Second)
+		if err == nil {
+			c.Close()
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// scanCR splits on \r or \n.
+func scanCR(data []byte, atEOF bool) (int, []byte, error) {
+	for i, c := range data {
+		if c == '\r' || c == '\n' {
+			return i + 1, data[:i], nil
+		}
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
