@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,25 +22,30 @@ import (
 	"mailq/queue/boltstore"
 )
 
+// sinkBenchCases are the message sizes of the sink benchmarks.
+var sinkBenchCases = []struct {
+	size, messages int
+}{
+	{4 << 10, 5000},
+	{100 << 10, 2000},
+}
+
 // BenchmarkEndToEndSink drains a pre-filled queue into Postfix's smtp-sink
 // running as its own process on a loopback ephemeral port, so the profile
 // holds only mailq's side of the path (lease, body read, SMTP client,
 // outcome), with the default delivery settings. It reports messages per
-// second counted at the sink and store commits per delivered message.
+// second counted at the sink, store commits per delivered message, mailq's
+// CPU time per message and the sink's CPU use (1 = the single-process sink
+// is saturated, and it bounds the figure; compare BenchmarkSinkCeiling).
 // Filling the queue is not timed.
 //
-//	go test -run '^$' -bench EndToEndSink -benchtime 1x -cpuprofile cpu.out ./delivery/
+//	go test -run '^$' -bench 'EndToEndSink|SinkCeiling' -benchtime 1x -cpuprofile cpu.out ./delivery/
 //	go tool pprof -top -tagfocus phase=drain delivery.test cpu.out
 func BenchmarkEndToEndSink(b *testing.B) {
-	for _, c := range []struct {
-		size, messages int
-	}{
-		{4 << 10, 5000},
-		{100 << 10, 2000},
-	} {
+	for _, c := range sinkBenchCases {
 		b.Run(fmt.Sprintf("size=%dKiB", c.size>>10), func(b *testing.B) {
 			body := benchBody(c.size)
-			var elapsed time.Duration
+			var elapsed, ourCPU, sinkCPU time.Duration
 			var commits int64
 			for range b.N {
 				b.StopTimer()
@@ -74,7 +80,7 @@ func BenchmarkEndToEndSink(b *testing.B) {
 				}
 				done := make(chan error, 1)
 				b.StartTimer()
-				start := time.Now()
+				start, cpu0, sink0 := time.Now(), processCPU(), sink.cpu()
 				go pprof.Do(ctx, pprof.Labels("phase", "drain"), func(ctx context.Context) { done <- e.Run(ctx) })
 				for sink.messages() < c.messages {
 					if err := sink.exited(); err != nil {
@@ -83,6 +89,8 @@ func BenchmarkEndToEndSink(b *testing.B) {
 					time.Sleep(time.Millisecond)
 				}
 				elapsed += time.Since(start)
+				ourCPU += processCPU() - cpu0
+				sinkCPU += sink.cpu() - sink0
 				b.StopTimer()
 				// The last outcomes are recorded just after the sink's
 				// count; wait for them so the commit count is whole.
@@ -110,13 +118,61 @@ func BenchmarkEndToEndSink(b *testing.B) {
 			}
 			b.ReportMetric(float64(c.messages*b.N)/elapsed.Seconds(), "msg/s")
 			b.ReportMetric(float64(commits)/float64(c.messages*b.N), "commits/msg")
+			b.ReportMetric(float64(ourCPU.Microseconds())/float64(c.messages*b.N), "cpu-µs/msg")
+			b.ReportMetric(sinkCPU.Seconds()/elapsed.Seconds(), "sink-cpu/s")
 		})
 	}
+}
+
+// BenchmarkSinkCeiling is the loopback ceiling of BenchmarkEndToEndSink:
+// Postfix's smtp-source sends the same number and size of messages over 8
+// reused sessions (mailq's default connections per route) straight into
+// smtp-sink.
+func BenchmarkSinkCeiling(b *testing.B) {
+	source, err := exec.LookPath("smtp-source")
+	if err != nil {
+		b.Fatalf("smtp-source not found (Debian package postfix; .ci/install-peers installs it): %v", err)
+	}
+	for _, c := range sinkBenchCases {
+		b.Run(fmt.Sprintf("size=%dKiB", c.size>>10), func(b *testing.B) {
+			var elapsed time.Duration
+			for range b.N {
+				b.StopTimer()
+				sink := startSMTPSink(b)
+				b.StartTimer()
+				start := time.Now()
+				out, err := exec.Command(source, "-d", "-s", "8", "-m", strconv.Itoa(c.messages), "-l", strconv.Itoa(c.size),
+					"-f", "sender@client.test", "-t", "a@sink.test", "127.0.0.1:"+strconv.Itoa(sink.port)).CombinedOutput()
+				if err != nil {
+					b.Fatalf("smtp-source: %v: %s", err, out)
+				}
+				for sink.messages() < c.messages {
+					if err := sink.exited(); err != nil {
+						b.Fatalf("smtp-sink stopped after %d messages: %v", sink.messages(), err)
+					}
+					time.Sleep(time.Millisecond)
+				}
+				elapsed += time.Since(start)
+				b.StopTimer()
+			}
+			b.ReportMetric(float64(c.messages*b.N)/elapsed.Seconds(), "msg/s")
+		})
+	}
+}
+
+// processCPU is this process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // smtpSink is Postfix's smtp-sink (Debian package postfix) on a loopback
 // port, counting the messages it accepted.
 type smtpSink struct {
+	pid   int
 	port  int
 	count atomic.Int64
 	done  chan struct{}
@@ -169,7 +225,7 @@ func startSMTPSink(tb testing.TB) *smtpSink {
 		if err := cmd.Start(); err != nil {
 			tb.Fatalf("start smtp-sink: %v", err)
 		}
-		s := &smtpSink{port: port, done: make(chan struct{})}
+		s := &smtpSink{pid: cmd.Process.Pid, port: port, done: make(chan struct{})}
 		go func() {
 			// -c prints "sess=N quit=N mesg=N" after each message, ended by \r.
 			sc := bufio.NewScanner(out)
@@ -198,6 +254,27 @@ func startSMTPSink(tb testing.TB) *smtpSink {
 	}
 	tb.Fatal("smtp-sink did not start on any of 5 free loopback ports")
 	return nil
+}
+
+// cpu is the sink's user and system CPU time so far (/proc/PID/stat
+// fields 14 and 15, in clock ticks of 1/100 s on Linux), 0 if unreadable.
+func (s *smtpSink) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // waitListening waits until the sink accepts connections or exits.
