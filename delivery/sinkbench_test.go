@@ -46,7 +46,7 @@ func BenchmarkEndToEndSink(b *testing.B) {
 		b.Run(fmt.Sprintf("size=%dKiB", c.size>>10), func(b *testing.B) {
 			body := benchBody(c.size)
 			var elapsed, ourCPU, sinkCPU time.Duration
-			var commits int64
+			var commits, leases int64
 			for range b.N {
 				b.StopTimer()
 				sink := startSMTPSink(b)
@@ -64,14 +64,16 @@ func BenchmarkEndToEndSink(b *testing.B) {
 				// go tool pprof -tagfocus phase=drain leaves the filling out.
 				var committed atomic.Int64
 				var e *Engine
+				var cs *countingStore
 				ctx, cancel := context.WithCancel(context.Background())
 				pprof.Do(ctx, pprof.Labels("phase", "drain"), func(ctx context.Context) {
 					store, err = boltstore.Open(path, queue.Options{OnCommit: func(int) { committed.Add(1) }})
 					if err != nil {
 						b.Fatal(err)
 					}
+					cs = &countingStore{Store: store}
 					e, err = New(Options{
-						Store: store, Routes: []Route{testRoute("sink", sink.port)},
+						Store: cs, Routes: []Route{testRoute("sink", sink.port)},
 						ShutdownGrace: 5 * time.Second, Hostname: "mailq.test", Logger: zerolog.Nop(),
 					})
 				})
@@ -105,6 +107,7 @@ func BenchmarkEndToEndSink(b *testing.B) {
 					time.Sleep(time.Millisecond)
 				}
 				commits += committed.Load()
+				leases += cs.leases.Load()
 				cancel()
 				if err := <-done; err != nil {
 					b.Fatal(err)
@@ -118,6 +121,7 @@ func BenchmarkEndToEndSink(b *testing.B) {
 			}
 			b.ReportMetric(float64(c.messages*b.N)/elapsed.Seconds(), "msg/s")
 			b.ReportMetric(float64(commits)/float64(c.messages*b.N), "commits/msg")
+			b.ReportMetric(float64(leases)/float64(c.messages*b.N), "leases/msg")
 			b.ReportMetric(float64(ourCPU.Microseconds())/float64(c.messages*b.N), "cpu-µs/msg")
 			b.ReportMetric(sinkCPU.Seconds()/elapsed.Seconds(), "sink-cpu/s")
 		})
@@ -167,6 +171,17 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// countingStore counts the Lease transactions the scheduler makes.
+type countingStore struct {
+	queue.Store
+	leases atomic.Int64
+}
+
+func (s *countingStore) Lease(now time.Time, max int) ([]queue.Lease, error) {
+	s.leases.Add(1)
+	return s.Store.Lease(now, max)
 }
 
 // smtpSink is Postfix's smtp-sink (Debian package postfix) on a loopback
