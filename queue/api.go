@@ -175,6 +175,10 @@ type Lease struct {
 	Recipients   []string // the recipients due now and leased; others stay as they are
 	AttemptIndex int
 	Token        uint64 // identifies this lease; RecordOutcome checks it
+	// MarkDelayWarned, set by the caller before RecordOutcome or
+	// RecordAttempts, makes that same transaction do what SetDelayWarned
+	// does: one commit fewer when a delay warning went out with the attempt.
+	MarkDelayWarned bool
 }
 
 // Filter selects messages for List. Zero fields match everything.
