@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
-
 )
 
 // TestLeaseInBatches: the scheduler does not make a store transaction per
