@@ -39,7 +39,22 @@ func main() {
 	msgSize := flag.Int("size", 4096, "message size in bytes")
 	holdN := flag.Int("hold", 10000, "ids given to hold (and then release) on standard input")
 	drain := flag.Duration("drain", 20*time.Minute, "how long to wait for delivery to retry every flushed message")
+	fillOnly := flag.String("fill", "", "only fill DIR/queue.db with the first of -sizes deferred messages, then exit (bench/compare uses this)")
 	flag.Parse()
+
+	if *fillOnly != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(strings.Split(*sizes, ",")[0]))
+		if err == nil && n > 0 {
+			err = fill(filepath.Join(*fillOnly, "queue.db"), n, *msgSize)
+		} else {
+			err = fmt.Errorf("-sizes: %q is not a positive number", *sizes)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bigqueue: fill:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	if err := run(*sizes, *workDir, *keep, *mailqBin, *ctlBin, *msgSize, *holdN, *drain); err != nil {
 		fmt.Fprintln(os.Stderr, "bigqueue:", err)

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// results holds one value per figure, system and run.
+type results struct {
+	v map[string]map[string][]float64 // figure → system ("" for the machine) → per run
+}
+
+func newResults() *results { return &results{v: map[string]map[string][]float64{}} }
+
+func (r *results) add(fig, system string, run int, value float64) {
+	if r.v[fig] == nil {
+		r.v[fig] = map[string][]float64{}
+	}
+	r.v[fig][system] = append(r.v[fig][system], value)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (r *results) median(fig, system string) (float64, bool) {
+	xs := r.v[fig][system]
+	return median(xs), len(xs) > 0
+}
+
+func (r *results) runs(fig, system string, format string) string {
+	var parts []string
+	for _, x := range r.v[fig][system] {
+		parts = append(parts, fmt.Sprintf(format, x))
+	}
+	return strings.Join(parts, ", ")
+}
+
+type figure struct {
+	key, label, format string
+}
+
+func printTable(w io.Writer, header string, o options, r *results) {
+	figs := []figure{
+		{"intake", "SMTP submission, durable 250 (msg/s; route held)", "%.0f"},
+		{"e2e", "end to end, SMTP in → all at the sink (msg/s)", "%.0f"},
+		{"e2e10", fmt.Sprintf("end to end, 10 recipients (msg/s; %d messages)", o.rcptMessages), "%.0f"},
+		{"e2elarge", fmt.Sprintf("end to end, %d KiB (msg/s; %d messages)", o.largeSize>>10, o.largeMessages), "%.0f"},
+		{"sendmail", fmt.Sprintf("`sendmail -t -i`, one process per message (msg/s; %d)", o.sendmailN), "%.1f"},
+		{"flushed", "held queue after restart: flush → all at the sink (msg/s)", "%.0f"},
+		{"rss", "daemon peak RSS, all processes (MiB)", "%.0f"},
+		{"pss", "daemon peak PSS, all processes (MiB)", "%.0f"},
+	}
+	fmt.Fprintf(w, "\n%s\n\n", header)
+	fmt.Fprintln(w, "| figure | Postfix | mailq | ratio mailq/Postfix | runs: Postfix; mailq |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	cell := func(fig, sys, format string) string {
+		if v, ok := r.median(fig, sys); ok {
+			return fmt.Sprintf(format, v)
+		}
+		return "—"
+	}
+	ceiling, haveCeiling := r.median("ceiling", "")
+	for _, f := range figs {
+		ratio := "—"
+		p, okp := r.median(f.key, "postfix")
+		m, okm := r.median(f.key, "mailq")
+		if okp && okm && p > 0 {
+			ratio = fmt.Sprintf("%.2f×", m/p)
+		}
+		if f.key == "e2e" && haveCeiling && ceiling > 0 {
+			var of []string
+			if okp {
+				of = append(of, fmt.Sprintf("Postfix %.2f×", p/ceiling))
+			}
+			if okm {
+				of = append(of, fmt.Sprintf("mailq %.2f×", m/ceiling))
+			}
+			ratio += " (of the ceiling: " + strings.Join(of, ", ") + ")"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s; %s |\n", f.label, cell(f.key, "postfix", f.format), cell(f.key, "mailq", f.format),
+			ratio, r.runs(f.key, "postfix", f.format), r.runs(f.key, "mailq", f.format))
+	}
+	fmt.Fprintf(w, "| loopback ceiling, smtp-source → smtp-sink (msg/s) | %s | | | %s |\n", cell("ceiling", "", "%.0f"), r.runs("ceiling", "", "%.0f"))
+	fmt.Fprintf(w, "| disk: 4 KiB write + fsync per second | %s | | | %s |\n", cell("fsync", "", "%.0f"), r.runs("fsync", "", "%.0f"))
+	fmt.Fprintln(w, "\nEvery recipient of every figure arrived at the sink exactly once.")
+}
