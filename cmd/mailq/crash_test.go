@@ -568,7 +568,10 @@ func TestCrashKill9(t *testing.T) {
 		load.smtpAddr.Store(addr)
 		books = append(books, run.logs)
 		if k%20 == 0 {
-			t.Logf("%d kills so far, %d acknowledged, %v", k, len(load.acks), time.Since(start).Round(time.Second))
+			load.mu.Lock()
+			acked := len(load.acks)
+			load.mu.Unlock()
+			t.Logf("%d kills so far, %d acknowledged, %v", k, acked, time.Since(start).Round(time.Second))
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
