@@ -9,7 +9,7 @@
 // first NewDatabase, from Debian's postgresql package
 // (/usr/lib/postgresql/*/bin), initdb'd into a temporary directory, with its
 // unix socket in that directory and no TCP listener at all
-// (listen_addresses=''), fsync on. Running as root (CI), the server runs as
+// (listen_addresses=”), fsync on. Running as root (CI), the server runs as
 // the "postgres" user the package creates (or "nobody"), since PostgreSQL
 // refuses to run as root. When PostgreSQL is not installed, NewDatabase
 // fails the test under CI=true and skips it otherwise.
