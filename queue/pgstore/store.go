@@ -54,6 +54,8 @@ type Store struct {
 	deliveredTotal, bouncedTotal, deferredTotal atomic.Int64
 }
 
+var _ queue.Store = (*Store)(nil)
+
 const (
 	notifyDue    = "mailq_due"
 	notifyEvents = "mailq_events"

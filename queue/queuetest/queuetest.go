@@ -14,45 +14,8 @@ import (
 	"mailq/queue"
 )
 
-// Store is the contract under test (queue's Store interface).
-type Store interface {
-	Close() error
-	Enqueue(env queue.Envelope, body io.Reader) (queue.ID, error)
-	Body(id queue.ID) (io.ReadCloser, error)
-	NextDue() (time.Time, bool)
-	Lease(now time.Time, max int) ([]queue.Lease, error)
-	RecordOutcome(l queue.Lease, a queue.Attempt, outcomes []queue.Outcome) error
-	RecordAttempts(l queue.Lease, attempts []queue.Attempt, outcomes []queue.Outcome) error
-	SetDelayWarned(id queue.ID) error
-	Changed() <-chan struct{}
-	Hold(id queue.ID) error
-	Release(id queue.ID) error
-	Delete(id queue.ID) error
-	MakeDue(id queue.ID) error
-	HoldEach(ids []queue.ID) []error
-	ReleaseEach(ids []queue.ID) []error
-	DeleteEach(ids []queue.ID) []error
-	MakeDueEach(ids []queue.ID) []error
-	DeleteRecipients(id queue.ID, pattern string) ([]string, error)
-	Flush() (int, error)
-	MakeAllDue() (int, error)
-	Get(id queue.ID) (*queue.Message, error)
-	List(f queue.Filter, fn func(*queue.Message) error) error
-	Stats() (queue.Stats, error)
-	Purge(now time.Time) (int, error)
-	Events(after uint64, max int) ([]queue.StoredEvent, error)
-	EventsChanged() <-chan struct{}
-	LastEventSeq() (uint64, error)
-	EventSeqBefore(t time.Time) (uint64, error)
-	PurgeEvents(limit time.Time, keep uint64) (int, error)
-	EventCursor(name string) (seq uint64, ok bool, err error)
-	SetEventCursor(name string, seq uint64) error
-	Suppress(e queue.Suppression) error
-	Unsuppress(addr string) (bool, error)
-	Suppressed(addrs []string) (map[string]queue.Suppression, error)
-	ListSuppressed(fn func(queue.Suppression) error) error
-	PurgeSuppressed(limit time.Time) (int, error)
-}
+// Store is the contract under test.
+type Store = queue.Store
 
 // Opener opens the store under test on its backing storage (a file, a
 // database) with opts. A test calls it again after closing the store (or

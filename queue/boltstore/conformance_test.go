@@ -1,10 +1,11 @@
-package queue_test
+package boltstore_test
 
 import (
 	"path/filepath"
 	"testing"
 
 	"mailq/queue"
+	"mailq/queue/boltstore"
 	"mailq/queue/queuetest"
 )
 
@@ -13,7 +14,7 @@ func TestConformance(t *testing.T) {
 	queuetest.Run(t, func(t *testing.T) queuetest.Opener {
 		path := filepath.Join(t.TempDir(), "queue.db")
 		return func(t *testing.T, opts queue.Options) queuetest.Store {
-			s, err := queue.Open(path, opts)
+			s, err := boltstore.Open(path, opts)
 			if err != nil {
 				t.Fatalf("Open(%s): %v", path, err)
 			}
