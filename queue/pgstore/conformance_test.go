@@ -1,0 +1,33 @@
+package pgstore_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"mailq/queue"
+	"mailq/queue/pgstore"
+	"mailq/queue/pgstore/pgtest"
+	"mailq/queue/queuetest"
+)
+
+// TestConformance runs the store conformance suite on PostgreSQL. A reopen
+// keeps the node name, as a restarted node does: its leases are dead and
+// taken back at once.
+func TestConformance(t *testing.T) {
+	queuetest.Run(t, func(t *testing.T) queuetest.Opener {
+		dsn := pgtest.NewDatabase(t)
+		return func(t *testing.T, opts queue.Options) queuetest.Store {
+			return openNode(t, dsn, "node-a", opts, time.Minute)
+		}
+	})
+}
+
+func openNode(t testing.TB, dsn, node string, opts queue.Options, lease time.Duration) *pgstore.Store {
+	t.Helper()
+	s, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Options: opts, Node: node, LeaseTime: lease, PollInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("pgstore.Open: %v", err)
+	}
+	return s
+}

@@ -1,0 +1,418 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"mailq/queue"
+)
+
+func hostname() (string, error) { return os.Hostname() }
+
+// record is a message as loaded for a change: its rows, decoded.
+type record struct {
+	queue.Message // Recipients and Attempts included (Attempts only if loaded)
+	Leased        []string
+	HeldAt        time.Time
+	Epoch         uint64
+	Owner         string // lease_owner; "" when not leased
+	Chunks        int
+
+	renewLease   bool // save sets lease_expiry = now() + LeaseTime
+	attemptsFrom int  // save rewrites attempts rows from this index on
+	rewriteRcpts bool // save rewrites the recipients rows (their set changed)
+}
+
+// messageData is the jsonb column: what has no column of its own.
+type messageData struct {
+	Sender      string        `json:"sender"`
+	Size        int64         `json:"size"`
+	Arrival     time.Time     `json:"arrival"`
+	EnvID       string        `json:"envid,omitempty"`
+	Ret         string        `json:"ret,omitempty"`
+	SMTPUTF8    bool          `json:"smtputf8,omitempty"`
+	EightBit    bool          `json:"eightbit,omitempty"`
+	Source      string        `json:"source,omitempty"`
+	HeldFor     time.Duration `json:"held_for_ns,omitempty"`
+	DelayWarned bool          `json:"delay_warned,omitempty"`
+	Finished    time.Time     `json:"finished,omitzero"`
+	MessageID   string        `json:"message_id,omitempty"`
+	Held        bool          `json:"held,omitempty"`
+}
+
+func (r *record) data() messageData {
+	m := &r.Message
+	return messageData{Sender: m.Sender, Size: m.Size, Arrival: m.Arrival, EnvID: m.EnvID, Ret: m.Ret,
+		SMTPUTF8: m.SMTPUTF8, EightBit: m.EightBit, Source: m.Source, HeldFor: m.HeldFor,
+		DelayWarned: m.DelayWarned, Finished: m.Finished, MessageID: m.MessageID, Held: m.Held}
+}
+
+func (r *record) setData(d messageData) {
+	m := &r.Message
+	m.Sender, m.Size, m.Arrival, m.EnvID, m.Ret = d.Sender, d.Size, d.Arrival, d.EnvID, d.Ret
+	m.SMTPUTF8, m.EightBit, m.Source, m.HeldFor = d.SMTPUTF8, d.EightBit, d.Source, d.HeldFor
+	m.DelayWarned, m.Finished, m.MessageID, m.Held = d.DelayWarned, d.Finished, d.MessageID, d.Held
+}
+
+// status derives the message status (docs/cli.md "States"), as the bbolt
+// store does.
+func (r *record) status() queue.Status {
+	left, tried := false, false
+	for _, rc := range r.Recipients {
+		if !rc.State.Done() {
+			left = true
+			if rc.Attempts > 0 {
+				tried = true
+			}
+		}
+	}
+	switch {
+	case !left:
+		return queue.StatusDone
+	case r.Held:
+		return queue.StatusHeld
+	case r.Owner != "":
+		return queue.StatusActive
+	case tried:
+		return queue.StatusDeferred
+	default:
+		return queue.StatusQueued
+	}
+}
+
+func (r *record) earliest() time.Time {
+	var t time.Time
+	for _, rc := range r.Recipients {
+		if rc.State.Done() {
+			continue
+		}
+		if t.IsZero() || rc.NextAttempt.Before(t) {
+			t = rc.NextAttempt
+		}
+	}
+	return t
+}
+
+func (r *record) isLeased(addr string) bool {
+	for _, a := range r.Leased {
+		if a == addr {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *record) dueNow(now time.Time) {
+	for i := range r.Recipients {
+		rc := &r.Recipients[i]
+		if !rc.State.Done() && !r.isLeased(rc.Address) {
+			rc.NextAttempt = now
+		}
+	}
+}
+
+// requestNow is dueNow for an operator's retry or flush: a recipient
+// brought forward remembers the attempt it was scheduled for (ResumeAt).
+func (r *record) requestNow(now time.Time) {
+	for i := range r.Recipients {
+		rc := &r.Recipients[i]
+		if rc.State.Done() || r.isLeased(rc.Address) || !rc.NextAttempt.After(now) {
+			continue
+		}
+		if rc.ResumeAt.IsZero() {
+			rc.ResumeAt = rc.NextAttempt
+		}
+		rc.NextAttempt = now
+	}
+}
+
+// unlease turns a dead lease into recipients due at now; the attempt Lease
+// recorded stays, interrupted.
+func (r *record) unlease(now time.Time) {
+	for i := range r.Recipients {
+		rc := &r.Recipients[i]
+		if r.isLeased(rc.Address) && !rc.State.Done() {
+			rc.State, rc.NextAttempt = queue.Deferred, now
+		}
+	}
+	r.Owner, r.Leased = "", nil
+}
+
+func (r *record) public() *queue.Message {
+	m := r.Message
+	m.Status = r.status()
+	m.NextAttempt = r.earliest()
+	m.Recipients = append([]queue.Recipient(nil), r.Recipients...)
+	m.Attempts = append([]queue.Attempt(nil), r.Attempts...)
+	return &m
+}
+
+func nsOrNil(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	ns := t.UnixNano()
+	return &ns
+}
+
+func timeOf(ns *int64) time.Time {
+	if ns == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, *ns)
+}
+
+// loadMany reads the messages ids (those that exist), locking them FOR
+// UPDATE when lock is set, in id order. Attempts are read when attempts is
+// set.
+func loadMany(ctx context.Context, tx pgx.Tx, ids []string, lock, attempts bool) (map[queue.ID]*record, error) {
+	q := "SELECT id, lease_owner, epoch, leased, chunks, held_at, data FROM messages WHERE id = ANY($1) ORDER BY id"
+	if lock {
+		q += " FOR UPDATE"
+	}
+	rows, err := tx.Query(ctx, q, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[queue.ID]*record{}
+	for rows.Next() {
+		r := &record{}
+		var owner *string
+		var heldAt *int64
+		var data []byte
+		var epoch int64
+		if err := rows.Scan(&r.ID, &owner, &epoch, &r.Leased, &r.Chunks, &heldAt, &data); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		var md messageData
+		if err := json.Unmarshal(data, &md); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("message %s: undecodable data: %w", r.ID, err)
+		}
+		r.setData(md)
+		if owner != nil {
+			r.Owner = *owner
+		}
+		r.Epoch, r.HeldAt = uint64(epoch), timeOf(heldAt)
+		out[r.ID] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	rows, err = tx.Query(ctx, "SELECT message_id, data FROM recipients WHERE message_id = ANY($1) ORDER BY message_id, idx", ids)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var id string
+		var data []byte
+		if err := rows.Scan(&id, &data); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		r := out[queue.ID(id)]
+		if r == nil {
+			continue
+		}
+		var rc queue.Recipient
+		if err := json.Unmarshal(data, &rc); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("message %s: undecodable recipient: %w", id, err)
+		}
+		r.Recipients = append(r.Recipients, rc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if attempts {
+		rows, err = tx.Query(ctx, "SELECT message_id, data FROM attempts WHERE message_id = ANY($1) ORDER BY message_id, idx", ids)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			var data []byte
+			if err := rows.Scan(&id, &data); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			r := out[queue.ID(id)]
+			if r == nil {
+				continue
+			}
+			var a queue.Attempt
+			if err := json.Unmarshal(data, &a); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("message %s: undecodable attempt: %w", id, err)
+			}
+			r.Attempts = append(r.Attempts, a)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range out {
+		r.attemptsFrom = len(r.Attempts)
+	}
+	return out, nil
+}
+
+// load reads one message, locked; ErrNotFound when there is none.
+func load(ctx context.Context, tx pgx.Tx, id queue.ID, attempts bool) (*record, error) {
+	rs, err := loadMany(ctx, tx, []string{string(id)}, true, attempts)
+	if err != nil {
+		return nil, err
+	}
+	r := rs[id]
+	if r == nil {
+		return nil, fmt.Errorf("%w: %s", queue.ErrNotFound, id)
+	}
+	return r, nil
+}
+
+// save queues the writes that store r in b: the message row with its
+// schedule column (set iff queued or deferred), the recipients, the
+// attempts from attemptsFrom on.
+func (s *Store) save(b *pgx.Batch, r *record) error {
+	st := r.status()
+	var sched *int64
+	if st == queue.StatusQueued || st == queue.StatusDeferred {
+		ns := max(r.earliest().UnixNano(), 1)
+		sched = &ns
+	}
+	data, err := json.Marshal(r.data())
+	if err != nil {
+		return err
+	}
+	var owner *string
+	if r.Owner != "" {
+		owner = &r.Owner
+	}
+	var finished *int64
+	if st == queue.StatusDone {
+		finished = nsOrNil(r.Finished)
+	}
+	leased := r.Leased
+	if leased == nil {
+		leased = []string{}
+	}
+	b.Queue(`UPDATE messages SET status = $2, sched_at = $3, finished = $4, held_at = $5, lease_owner = $6,
+		lease_expiry = CASE WHEN $6::text IS NULL THEN NULL WHEN $7 THEN now() + make_interval(secs => $8) ELSE lease_expiry END,
+		epoch = $9, leased = $10, data = $11 WHERE id = $1`,
+		string(r.ID), string(st), sched, finished, nsOrNil(r.HeldAt), owner,
+		r.renewLease, s.opts.LeaseTime.Seconds(), int64(r.Epoch), leased, data)
+	idx, addrs, states, next, rdata, err := recipientRows(r)
+	if err != nil {
+		return err
+	}
+	if r.rewriteRcpts {
+		b.Queue("DELETE FROM recipients WHERE message_id = $1", string(r.ID))
+		b.Queue(`INSERT INTO recipients (message_id, idx, address, state, next_attempt, data)
+			SELECT $1, u.idx, u.address, u.state, u.next, u.data::jsonb FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS u(idx, address, state, next, data)`,
+			string(r.ID), idx, addrs, states, next, rdata)
+	} else {
+		b.Queue(`UPDATE recipients AS r SET state = u.state, next_attempt = u.next, data = u.data::jsonb
+			FROM unnest($2::int[], $3::text[], $4::bigint[], $5::text[]) AS u(idx, state, next, data)
+			WHERE r.message_id = $1 AND r.idx = u.idx`,
+			string(r.ID), idx, states, next, rdata)
+	}
+	if r.attemptsFrom < len(r.Attempts) {
+		b.Queue("DELETE FROM attempts WHERE message_id = $1 AND idx >= $2", string(r.ID), r.attemptsFrom)
+		{
+			var aidx []int32
+			var adata []string
+			for i := r.attemptsFrom; i < len(r.Attempts); i++ {
+				v, err := json.Marshal(r.Attempts[i])
+				if err != nil {
+					return err
+				}
+				aidx, adata = append(aidx, int32(i)), append(adata, string(v))
+			}
+			b.Queue(`INSERT INTO attempts (message_id, idx, data) SELECT $1, u.idx, u.data::jsonb FROM unnest($2::int[], $3::text[]) AS u(idx, data)`,
+				string(r.ID), aidx, adata)
+		}
+	}
+	return nil
+}
+
+func recipientRows(r *record) (idx []int32, addrs, states []string, next []*int64, data []string, err error) {
+	for i, rc := range r.Recipients {
+		v, err := json.Marshal(rc)
+		if err != nil {
+			return nil, nil, nil, nil, nil, err
+		}
+		idx = append(idx, int32(i))
+		addrs = append(addrs, rc.Address)
+		states = append(states, string(rc.State))
+		if rc.State.Done() {
+			next = append(next, nil)
+		} else {
+			next = append(next, nsOrNil(rc.NextAttempt))
+		}
+		data = append(data, string(v))
+	}
+	return
+}
+
+// insert queues the writes of a new message (its body chunks excepted).
+func (s *Store) insert(b *pgx.Batch, r *record, seq int64) error {
+	st := r.status()
+	data, err := json.Marshal(r.data())
+	if err != nil {
+		return err
+	}
+	b.Queue(`INSERT INTO messages (id, seq, status, sched_at, arrival, chunks, data) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		string(r.ID), seq, string(st), max(r.earliest().UnixNano(), 1), r.Arrival.UnixNano(), r.Chunks, data)
+	idx, addrs, states, next, rdata, err := recipientRows(r)
+	if err != nil {
+		return err
+	}
+	b.Queue(`INSERT INTO recipients (message_id, idx, address, state, next_attempt, data)
+		SELECT $1, u.idx, u.address, u.state, u.next, u.data::jsonb FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS u(idx, address, state, next, data)`,
+		string(r.ID), idx, addrs, states, next, rdata)
+	return nil
+}
+
+// remove queues the deletion of a message with its body (recipients and
+// attempts go by ON DELETE CASCADE).
+func remove(b *pgx.Batch, id queue.ID) {
+	b.Queue("DELETE FROM body_chunks WHERE message_id = $1", string(id))
+	b.Queue("DELETE FROM messages WHERE id = $1", string(id))
+}
+
+// send runs the queued writes of b in tx.
+func send(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// unleaseOne takes back a dead lease (this node restarting, or another
+// node's lease expired): its attempt stays recorded as interrupted, its
+// recipients become due now, on any node.
+func (s *Store) unleaseOne(tx pgx.Tx, d *delta, id queue.ID) error {
+	r, err := load(s.ctx, tx, id, false)
+	if err != nil {
+		return err
+	}
+	if r.Owner == "" {
+		return nil
+	}
+	r.unlease(s.now())
+	d.due = true
+	b := &pgx.Batch{}
+	if err := s.save(b, r); err != nil {
+		return err
+	}
+	return send(s.ctx, tx, b)
+}
