@@ -141,6 +141,9 @@ func restartOnlyChanges(old, next *config.Config) []string {
 	if old.DataDir != next.DataDir {
 		keys = append(keys, "data_dir")
 	}
+	if old.Queue != next.Queue {
+		keys = append(keys, "queue")
+	}
 	if old.Control != next.Control {
 		keys = append(keys, "control")
 	}
