@@ -16,7 +16,8 @@ import (
 // --check-config connects and reports the schema version (masking the DSN,
 // and failing clearly when it cannot connect), the daemon runs on the
 // database and says so, a second daemon on the same node is refused, and
-// check-store says it needs the bbolt backend.
+// check-store says it needs the bbolt backend; mailqctl on a stopped node
+// points at the running ones instead of a queue file.
 func TestPostgresBackendWiring(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	const password = "pg-pass-never-shown"
@@ -60,4 +61,8 @@ func TestPostgresBackendWiring(t *testing.T) {
 		t.Errorf("check-store on a PostgreSQL configuration: exit %d, want 1 and why:\n%s", code, out)
 	}
 	d.stop(t)
+	// Stopped, a node has no queue file to read instead: mailqctl says where the queue is.
+	if r := runCtl(t, buildMailqctl(t), cfg, "", "list"); r.code == 0 || !strings.Contains(r.stderr, "the queue is in PostgreSQL") {
+		t.Errorf("mailqctl list with the node stopped: exit %d, stderr %q; want a pointer to a running node", r.code, r.stderr)
+	}
 }
