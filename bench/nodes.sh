@@ -141,7 +141,7 @@ CFG
 	"$tmp/mailq" --config "$dir/mailq.toml" 2>"$dir/mailq.log" &
 	node_pids+=($!)
 	for _ in $(seq 600); do
-		grep -q '"message":"ready"' "$dir/mailq.log" && break
+		grep -qs '"message":"ready"' "$dir/mailq.log" && break
 		kill -0 "${node_pids[-1]}" 2>/dev/null || break
 		sleep 0.1
 	done
