@@ -119,7 +119,9 @@ func (c *Config) validateQueue() []error {
 	}
 	if q.Lease.Duration <= 0 {
 		bad("key \"lease_time\" must be a positive duration, got %q", q.Lease.Duration.String())
-	} else if route, stall := c.longestStall(); q.Lease.Duration <= stall {
+	} else if route, stall := c.longestStall(); q.Postgres() && q.Lease.Duration <= stall {
+		// Only nodes sharing a queue take each other's leases over; one
+		// bbolt daemon never does, so its routes may be as slow as they like.
 		bad("key \"lease_time\" (%s) must be longer than the longest attempt: route %q can wait %s without progress "+
 			"(connectiontimeout × addresses tried, then timeout or writetimeout); another node would take the message over "+
 			"while this one still delivers it. Raise lease_time or lower that route's timeouts",

@@ -33,13 +33,14 @@ func TestQueueValidation(t *testing.T) {
 		{"dsn on bbolt", "[queue]\ndsn_file = \"/x\"", []string{`need backend = "postgres"`}},
 		{"node name with a space", "[queue]\nnode_name = \"a b\"", []string{`key "node_name" must be a name without spaces`}},
 		{"lease zero", "[queue]\nlease_time = \"0s\"", []string{`key "lease_time" must be a positive duration`}},
-		{"lease shorter than a stalled attempt", "[queue]\nlease_time = \"5m\"\n" + relayRoute(""),
+		{"lease shorter than a stalled attempt", pgQueue + "lease_time = \"5m\"\n" + relayRoute(""),
 			[]string{`key "lease_time" (5m0s) must be longer than the longest attempt: route "relay" can wait 5m30s`}},
-		{"slow route's own timeouts", "[queue]\nlease_time = \"10m\"\n" + relayRoute("connectiontimeout = 60000\nwritetimeout = 600000\n"),
+		{"slow route's own timeouts", pgQueue + "lease_time = \"10m\"\n" + relayRoute("connectiontimeout = 60000\nwritetimeout = 600000\n"),
 			[]string{`route "relay" can wait 11m0s`}},
-		{"mx route counts each address tried", "[queue]\nlease_time = \"2m\"\n[[route]]\nname = \"direct\"\ndomains = [\"*\"]\nmx = true\nmax_mx_tries = 3\ntimeout = 60000\nwritetimeout = 60000\n",
+		{"mx route counts each address tried", pgQueue + "lease_time = \"2m\"\n[[route]]\nname = \"direct\"\ndomains = [\"*\"]\nmx = true\nmax_mx_tries = 3\ntimeout = 60000\nwritetimeout = 60000\n",
 			[]string{`route "direct" can wait 2m30s`}},
-		{"mx route within the lease", "[queue]\nlease_time = \"3m\"\n[[route]]\nname = \"direct\"\ndomains = [\"*\"]\nmx = true\nmax_mx_tries = 3\ntimeout = 60000\nwritetimeout = 60000\n", nil},
+		{"mx route within the lease", pgQueue + "lease_time = \"3m\"\n[[route]]\nname = \"direct\"\ndomains = [\"*\"]\nmx = true\nmax_mx_tries = 3\ntimeout = 60000\nwritetimeout = 60000\n", nil},
+		{"bbolt ignores the lease", "[queue]\nlease_time = \"1m\"\n" + relayRoute("writetimeout = 600000\n"), nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse([]byte(tt.text))
@@ -60,6 +61,8 @@ func TestQueueValidation(t *testing.T) {
 		})
 	}
 }
+
+const pgQueue = "[queue]\nbackend = \"postgres\"\ndsn_env = \"MAILQ_PG\"\n"
 
 func relayRoute(extra string) string {
 	return "[[route]]\nname = \"relay\"\ndomains = [\"*\"]\nhost = \"smtp.example.com\"\n" + extra
