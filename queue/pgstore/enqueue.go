@@ -34,7 +34,9 @@ func (s *Store) Enqueue(env queue.Envelope, body io.Reader) (queue.ID, error) {
 	if s.closed.Load() {
 		return "", queue.ErrClosed
 	}
-	cr := &chunkReader{r: body, buf: make([]byte, chunkSize)}
+	buf := chunkPool.Get().(*[chunkSize]byte)
+	defer chunkPool.Put(buf)
+	cr := &chunkReader{r: body, buf: buf[:]}
 	first, err := cr.next()
 	if err != nil {
 		return "", readFailed(err)
@@ -101,17 +103,13 @@ func (s *Store) enqueueStreamed(env queue.Envelope, first []byte, cr *chunkReade
 		}
 		r := s.newRecord(env, id, n, cr)
 		b := &pgx.Batch{}
-		if err := s.insert(b, r, seq); err != nil {
-			return err
-		}
-		if err := send(s.ctx, tx, b); err != nil {
+		if err := s.insert(b, []*record{r}, []int64{seq}); err != nil {
 			return err
 		}
 		d.due = true
-		if err := s.journal(tx, d, queue.Change{Kind: queue.ChangeArrived, Time: r.Arrival, Message: r.public()}); err != nil {
-			return err
-		}
-		return d.notify(s.ctx, tx)
+		s.journal(b, d, queue.Change{Kind: queue.ChangeArrived, Time: r.Arrival, Message: r.public()})
+		d.queueNotify(b)
+		return send(s.ctx, tx, b)
 	})
 	if err != nil {
 		return "", fmt.Errorf("queue: enqueue: %w", err)
@@ -119,6 +117,10 @@ func (s *Store) enqueueStreamed(env queue.Envelope, first []byte, cr *chunkReade
 	s.apply(d)
 	return id, nil
 }
+
+// chunkPool recycles chunk buffers between enqueues (a fresh 256 KiB
+// buffer per message would be most of a small enqueue's cost).
+var chunkPool = sync.Pool{New: func() any { return new([chunkSize]byte) }}
 
 // chunkReader reads a body chunkSize bytes at a time into one buffer and
 // notes its size, whether it has 8-bit bytes (BODY=8BITMIME, RFC 6152) and
@@ -247,6 +249,37 @@ type writer struct {
 	reqs chan *enqueueReq
 	quit chan struct{}
 	wg   sync.WaitGroup
+	ids  idBlock
+}
+
+// idBlock hands out message sequence numbers from blocks fetched from the
+// database sequence, in the order batches form (so ids follow arrival on
+// a node; across nodes they interleave). A block left unused at Close
+// leaves a gap: ids are never reused, not necessarily dense.
+type idBlock struct {
+	mu   sync.Mutex
+	next []int64
+}
+
+const idBlockSize = 512
+
+func (b *idBlock) take(s *Store, n int) ([]int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.next) < n {
+		rows, err := s.pool.Query(s.ctx, "SELECT nextval('message_seq') FROM generate_series(1, $1)", max(n, idBlockSize))
+		if err != nil {
+			return nil, err
+		}
+		more, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return nil, err
+		}
+		b.next = append(b.next, more...)
+	}
+	out := b.next[:n:n]
+	b.next = b.next[n:]
+	return out, nil
 }
 
 type enqueueReq struct {
@@ -330,42 +363,46 @@ func (w *writer) run() {
 	}
 }
 
+// commit stores a batch of messages in one round trip (and now and then
+// one more for a block of ids): one pipelined batch of
+// multi-row inserts, journal and NOTIFY, which PostgreSQL runs as one
+// implicit transaction (the pipeline has a single Sync), committed before
+// the batch's results come back.
 func (w *writer) commit(batch []*enqueueReq) error {
 	s := w.s
-	return s.run(func(tx pgx.Tx, d *delta) error {
-		rows, err := tx.Query(s.ctx, "SELECT nextval('message_seq') FROM generate_series(1, $1)", len(batch))
-		if err != nil {
-			return err
+	seqs, err := w.ids.take(s, len(batch))
+	if err != nil {
+		return err
+	}
+	d := &delta{due: true}
+	b := &pgx.Batch{}
+	var changes []queue.Change
+	recs := make([]*record, len(batch))
+	var bodyIDs []string
+	var bodies [][]byte
+	for i, req := range batch {
+		req.id = formatID(seqs[i])
+		cr := &chunkReader{size: req.size, eightBit: req.eight}
+		r := s.newRecord(req.env, req.id, 0, cr)
+		r.SMTPUTF8 = r.SMTPUTF8 || req.utf8
+		if len(req.body) > 0 {
+			r.Chunks = 1
+			bodyIDs, bodies = append(bodyIDs, string(req.id)), append(bodies, req.body)
 		}
-		seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return err
-		}
-		b := &pgx.Batch{}
-		var changes []queue.Change
-		for i, req := range batch {
-			req.id = formatID(seqs[i])
-			cr := &chunkReader{size: req.size, eightBit: req.eight}
-			r := s.newRecord(req.env, req.id, 0, cr)
-			r.SMTPUTF8 = r.SMTPUTF8 || req.utf8
-			if len(req.body) > 0 {
-				r.Chunks = 1
-				b.Queue("INSERT INTO body_chunks (message_id, n, data) VALUES ($1, 0, $2)", string(req.id), req.body)
-			}
-			if err := s.insert(b, r, seqs[i]); err != nil {
-				return err
-			}
-			changes = append(changes, queue.Change{Kind: queue.ChangeArrived, Time: r.Arrival, Message: r.public()})
-		}
-		if err := send(s.ctx, tx, b); err != nil {
-			return err
-		}
-		d.due = true
-		for _, c := range changes {
-			if err := s.journal(tx, d, c); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+		recs[i] = r
+		changes = append(changes, queue.Change{Kind: queue.ChangeArrived, Time: r.Arrival, Message: r.public()})
+	}
+	if len(bodies) > 0 {
+		b.Queue("INSERT INTO body_chunks (message_id, n, data) SELECT id, 0, data FROM unnest($1::text[], $2::bytea[]) AS u(id, data)", bodyIDs, bodies)
+	}
+	if err := s.insert(b, recs, seqs); err != nil {
+		return err
+	}
+	s.journal(b, d, changes...)
+	d.queueNotify(b)
+	if err := s.pool.SendBatch(s.ctx, b).Close(); err != nil {
+		return err
+	}
+	s.apply(d)
+	return nil
 }

@@ -363,22 +363,41 @@ func recipientRows(r *record) (idx []int32, addrs, states []string, next []*int6
 	return
 }
 
-// insert queues the writes of a new message (its body chunks excepted).
-func (s *Store) insert(b *pgx.Batch, r *record, seq int64) error {
-	st := r.status()
-	data, err := json.Marshal(r.data())
-	if err != nil {
-		return err
+// insert queues the writes of new messages (their body chunks excepted):
+// one multi-row statement per table, however many messages, so a batch of
+// concurrent enqueues costs the database two statements.
+func (s *Store) insert(b *pgx.Batch, rs []*record, seqs []int64) error {
+	var (
+		ids, statuses, datas         []string
+		mseqs, scheds, arrivals      []int64
+		chunks                       []int32
+		rids, raddrs, rstates, rdata []string
+		ridx                         []int32
+		rnext                        []*int64
+	)
+	for i, r := range rs {
+		data, err := json.Marshal(r.data())
+		if err != nil {
+			return err
+		}
+		ids, statuses, datas = append(ids, string(r.ID)), append(statuses, string(r.status())), append(datas, string(data))
+		mseqs, scheds, arrivals = append(mseqs, seqs[i]), append(scheds, max(r.earliest().UnixNano(), 1)), append(arrivals, r.Arrival.UnixNano())
+		chunks = append(chunks, int32(r.Chunks))
+		idx, addrs, states, next, rd, err := recipientRows(r)
+		if err != nil {
+			return err
+		}
+		for range idx {
+			rids = append(rids, string(r.ID))
+		}
+		ridx, raddrs, rstates, rnext, rdata = append(ridx, idx...), append(raddrs, addrs...), append(rstates, states...), append(rnext, next...), append(rdata, rd...)
 	}
-	b.Queue(`INSERT INTO messages (id, seq, status, sched_at, arrival, chunks, data) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		string(r.ID), seq, string(st), max(r.earliest().UnixNano(), 1), r.Arrival.UnixNano(), r.Chunks, data)
-	idx, addrs, states, next, rdata, err := recipientRows(r)
-	if err != nil {
-		return err
-	}
+	b.Queue(`INSERT INTO messages (id, seq, status, sched_at, arrival, chunks, data)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::int[], $7::text[]::jsonb[])`,
+		ids, mseqs, statuses, scheds, arrivals, chunks, datas)
 	b.Queue(`INSERT INTO recipients (message_id, idx, address, state, next_attempt, data)
-		SELECT $1, u.idx, u.address, u.state, u.next, u.data::jsonb FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS u(idx, address, state, next, data)`,
-		string(r.ID), idx, addrs, states, next, rdata)
+		SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[]::jsonb[])`,
+		rids, ridx, raddrs, rstates, rnext, rdata)
 	return nil
 }
 

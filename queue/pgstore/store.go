@@ -45,6 +45,7 @@ type Store struct {
 
 	changed chan struct{}
 	events  eventSignal
+	counter *counter
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -87,6 +88,8 @@ func Open(ctx context.Context, dsn string, opts Options) (_ *Store, err error) {
 	// Durability is PostgreSQL's: an enqueue is acknowledged after COMMIT
 	// returns, which must mean flushed to disk.
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	cnt := &counter{}
+	cfg.ConnConfig.Tracer = cnt
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8
 	}
@@ -106,7 +109,7 @@ func Open(ctx context.Context, dsn string, opts Options) (_ *Store, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{pool: pool, opts: opts, version: version, changed: make(chan struct{}, 1)}
+	s := &Store{pool: pool, opts: opts, version: version, changed: make(chan struct{}, 1), counter: cnt}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.recoverOwnLeases(ctx); err != nil {
 		s.cancel()
@@ -259,6 +262,16 @@ func retryable(err error) bool {
 type delta struct {
 	due, events                  bool // NOTIFY due / events in the transaction
 	delivered, bounced, deferred int64
+}
+
+// queueNotify queues d's NOTIFYs in b.
+func (d *delta) queueNotify(b *pgx.Batch) {
+	if d.due {
+		b.Queue("SELECT pg_notify($1, '')", notifyDue)
+	}
+	if d.events {
+		b.Queue("SELECT pg_notify($1, '')", notifyEvents)
+	}
 }
 
 func (d *delta) notify(ctx context.Context, tx pgx.Tx) error {
