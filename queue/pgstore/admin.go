@@ -284,6 +284,10 @@ func (s *Store) Purge(now time.Time) (int, error) {
 		}
 		total += len(purged)
 		if len(purged) < purgeBatch {
+			// Bodies whose upload was cut off by a node that never came back.
+			if err := s.dropDeadPending(s.ctx, false); err != nil {
+				return total, fmt.Errorf("queue: purge: %w", err)
+			}
 			return total, nil
 		}
 	}

@@ -1,12 +1,15 @@
 package pgstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"mailq/esmtp"
 	"mailq/queue"
@@ -72,50 +75,84 @@ func (s *Store) newRecord(env queue.Envelope, id queue.ID, chunks int, cr *chunk
 
 func formatID(seq int64) queue.ID { return queue.ID(fmt.Sprintf("%016x", seq)) }
 
-// enqueueStreamed writes a large body into one transaction chunk by chunk
-// as it arrives. It is not retried: the body cannot be read twice (a
-// transaction that only inserts new rows conflicts with nobody).
-func (s *Store) enqueueStreamed(env queue.Envelope, first []byte, cr *chunkReader) (queue.ID, error) {
-	var id queue.ID
-	d := &delta{}
-	err := pgx.BeginFunc(s.ctx, s.pool, func(tx pgx.Tx) error {
-		var seq int64
-		if err := tx.QueryRow(s.ctx, "SELECT nextval('message_seq')").Scan(&seq); err != nil {
-			return err
-		}
-		id = formatID(seq)
-		n := 0
-		chunk := first
-		for {
-			if len(chunk) > 0 {
-				if _, err := tx.Exec(s.ctx, "INSERT INTO body_chunks (message_id, n, data) VALUES ($1, $2, $3)", string(id), n, chunk); err != nil {
-					return err
-				}
-				n++
-			}
-			if cr.eof {
-				break
-			}
-			var err error
-			if chunk, err = cr.next(); err != nil {
-				return readFailed(err)
-			}
-		}
-		r := s.newRecord(env, id, n, cr)
-		b := &pgx.Batch{}
-		if err := s.insert(b, []*record{r}, []int64{seq}); err != nil {
-			return err
-		}
-		d.due = true
-		s.journal(b, d, queue.Change{Kind: queue.ChangeArrived, Time: r.Arrival, Message: r.public()})
-		d.queueNotify(b)
-		return send(s.ctx, tx, b)
-	})
+// enqueueStreamed stores a large body chunk by chunk as it arrives, each
+// chunk in its own statement under a pending_bodies entry (no transaction
+// waits for the client), then commits the message row, which takes the
+// entry away, in one pipelined transaction. Until then nothing is visible;
+// if the body fails, its chunks are deleted; if the node dies meanwhile,
+// its next Open (or anyone's Purge a day later) deletes them.
+func (s *Store) enqueueStreamed(env queue.Envelope, first []byte, cr *chunkReader) (_ queue.ID, err error) {
+	seqs, err := s.writer.ids.take(s, 1)
 	if err != nil {
+		return "", fmt.Errorf("queue: enqueue: %w", err)
+	}
+	id := formatID(seqs[0])
+	if _, err := s.pool.Exec(s.ctx, "INSERT INTO pending_bodies (message_id, node, started) VALUES ($1, $2, $3)",
+		string(id), s.opts.Node, time.Now().UnixNano()); err != nil {
+		return "", fmt.Errorf("queue: enqueue: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			s.dropPending(id)
+		}
+	}()
+	n := 0
+	for chunk := first; ; {
+		if len(chunk) > 0 {
+			if _, err := s.pool.Exec(s.ctx, "INSERT INTO body_chunks (message_id, n, data) VALUES ($1, $2, $3)", string(id), n, chunk); err != nil {
+				return "", fmt.Errorf("queue: enqueue: store a body chunk: %w", err)
+			}
+			n++
+		}
+		if cr.eof {
+			break
+		}
+		if chunk, err = cr.next(); err != nil {
+			return "", readFailed(err)
+		}
+	}
+	r := s.newRecord(env, id, n, cr)
+	b := &pgx.Batch{}
+	// The pending entry must still be there: if this node was taken for
+	// restarted meanwhile, its chunks may be gone. The division by zero
+	// fails the pipeline's transaction when the entry is not there.
+	b.Queue(`WITH d AS (DELETE FROM pending_bodies WHERE message_id = $1 RETURNING 1)
+		SELECT 1 / count(*) FROM d`, string(id))
+	if err := s.insert(b, []*record{r}, seqs); err != nil {
+		return "", err
+	}
+	d := &delta{due: true}
+	s.journal(b, d, queue.Change{Kind: queue.ChangeArrived, Time: r.Arrival, Message: r.public()})
+	d.queueNotify(b)
+	if err := s.pool.SendBatch(s.ctx, b).Close(); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "22012" { // division_by_zero
+			return "", errors.New("queue: enqueue: the body's chunks were dropped as an upload cut off by a restart of this node (node names must be unique); nothing was stored")
+		}
 		return "", fmt.Errorf("queue: enqueue: %w", err)
 	}
 	s.apply(d)
 	return id, nil
+}
+
+// dropPending deletes the chunks of a body that will not become a message.
+func (s *Store) dropPending(id queue.ID) {
+	b := &pgx.Batch{}
+	b.Queue("DELETE FROM body_chunks WHERE message_id = $1", string(id))
+	b.Queue("DELETE FROM pending_bodies WHERE message_id = $1", string(id))
+	s.pool.SendBatch(context.Background(), b).Close()
+}
+
+// dropDeadPending deletes bodies whose upload cannot finish: any older
+// than a day and, at Open (ownToo), this node's: it is starting, so they
+// were cut off.
+func (s *Store) dropDeadPending(ctx context.Context, ownToo bool) error {
+	b := &pgx.Batch{}
+	dead := "(node = $1 AND $3) OR started < $2"
+	args := []any{s.opts.Node, time.Now().Add(-24 * time.Hour).UnixNano(), ownToo}
+	b.Queue("DELETE FROM body_chunks WHERE message_id IN (SELECT message_id FROM pending_bodies WHERE "+dead+")", args...)
+	b.Queue("DELETE FROM pending_bodies WHERE "+dead, args...)
+	return s.pool.SendBatch(ctx, b).Close()
 }
 
 // chunkPool recycles chunk buffers between enqueues (a fresh 256 KiB

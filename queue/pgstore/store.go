@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,8 +91,10 @@ func Open(ctx context.Context, dsn string, opts Options) (_ *Store, err error) {
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	cnt := &counter{}
 	cfg.ConnConfig.Tracer = cnt
-	if cfg.MaxConns < 8 {
-		cfg.MaxConns = 8
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// Enough for the delivery workers, intake and the listener; a
+		// DSN's pool_max_conns overrides it.
+		cfg.MaxConns = 16
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -114,6 +117,10 @@ func Open(ctx context.Context, dsn string, opts Options) (_ *Store, err error) {
 	if err := s.recoverOwnLeases(ctx); err != nil {
 		s.cancel()
 		return nil, err
+	}
+	if err := s.dropDeadPending(ctx, true); err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("pgstore: drop unfinished bodies: %w", err)
 	}
 	s.writer = startWriter(s)
 	s.wg.Add(1)
