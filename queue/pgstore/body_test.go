@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"mailq/queue"
-	"mailq/queue/pgstore/pgtest"
 )
 
 // sizedReader yields n bytes of 'x', and notes the peak heap in use every
@@ -62,17 +61,17 @@ func countRows(t *testing.T, dsn, table string) int {
 	return n
 }
 
-// A 64 MiB body streams through: the heap stays far below the body's
+// A 32 MiB body streams through: the heap stays far below the body's
 // size, and no transaction stays open while the client sends (the store
 // answers other calls meanwhile, and other connections see no message).
 func TestLargeBodyStreamsInBoundedMemory(t *testing.T) {
-	dsn := pgtest.NewDatabase(t)
+	dsn := migratedDatabase(t)
 	s := openNode(t, dsn, "a", queue.Options{}, time.Minute)
 	defer s.Close()
 	runtime.GC()
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
-	const size = 64 << 20
+	const size = 32 << 20
 	body := &sizedReader{left: size}
 	body.onRead = func() {
 		if st, err := s.Stats(); err != nil || st.Live != 0 {
@@ -83,7 +82,7 @@ func TestLargeBodyStreamsInBoundedMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if grew := int64(body.peakHeap) - int64(base.HeapInuse); grew > 24<<20 {
+	if grew := int64(body.peakHeap) - int64(base.HeapInuse); grew > 16<<20 {
 		t.Errorf("heap grew by %d MiB while storing a %d MiB body", grew>>20, size>>20)
 	}
 	m, err := s.Get(id)
@@ -106,7 +105,7 @@ func TestLargeBodyStreamsInBoundedMemory(t *testing.T) {
 // A large body whose client goes away leaves no chunk behind; one cut off
 // by a crash is dropped when its node starts again.
 func TestCutOffBodiesLeaveNothing(t *testing.T) {
-	dsn := pgtest.NewDatabase(t)
+	dsn := migratedDatabase(t)
 	s := openNode(t, dsn, "a", queue.Options{}, time.Minute)
 	_, err := s.Enqueue(envelope("r@example.org"), &sizedReader{left: 3 << 20, fail: io.ErrUnexpectedEOF})
 	if !errors.Is(err, io.ErrUnexpectedEOF) {

@@ -168,17 +168,21 @@ func timeOf(ns *int64) time.Time {
 }
 
 // loadMany reads the messages ids (those that exist), locking them FOR
-// UPDATE when lock is set, in id order. Attempts are read when attempts is
-// set.
+// UPDATE when lock is set, in one query: the recipients and (when
+// attempts is set) the attempt records come along as arrays.
 func loadMany(ctx context.Context, tx pgx.Tx, ids []string, lock, attempts bool) (map[queue.ID]*record, error) {
-	q := "SELECT id, lease_owner, epoch, leased, chunks, held_at, data FROM messages WHERE id = ANY($1) ORDER BY id"
+	q := `SELECT m.id, m.lease_owner, m.epoch, m.leased, m.chunks, m.held_at, m.data,
+		ARRAY(SELECT r.data::text FROM recipients r WHERE r.message_id = m.id ORDER BY r.idx),
+		CASE WHEN $2 THEN ARRAY(SELECT a.data::text FROM attempts a WHERE a.message_id = m.id ORDER BY a.idx) END
+		FROM messages m WHERE m.id = ANY($1) ORDER BY m.id`
 	if lock {
-		q += " FOR UPDATE"
+		q += " FOR UPDATE OF m"
 	}
-	rows, err := tx.Query(ctx, q, ids)
+	rows, err := tx.Query(ctx, q, ids, attempts)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	out := map[queue.ID]*record{}
 	for rows.Next() {
 		r := &record{}
@@ -186,13 +190,12 @@ func loadMany(ctx context.Context, tx pgx.Tx, ids []string, lock, attempts bool)
 		var heldAt *int64
 		var data []byte
 		var epoch int64
-		if err := rows.Scan(&r.ID, &owner, &epoch, &r.Leased, &r.Chunks, &heldAt, &data); err != nil {
-			rows.Close()
+		var rcpts, atts []string
+		if err := rows.Scan(&r.ID, &owner, &epoch, &r.Leased, &r.Chunks, &heldAt, &data, &rcpts, &atts); err != nil {
 			return nil, err
 		}
 		var md messageData
 		if err := json.Unmarshal(data, &md); err != nil {
-			rows.Close()
 			return nil, fmt.Errorf("message %s: undecodable data: %w", r.ID, err)
 		}
 		r.setData(md)
@@ -200,70 +203,22 @@ func loadMany(ctx context.Context, tx pgx.Tx, ids []string, lock, attempts bool)
 			r.Owner = *owner
 		}
 		r.Epoch, r.HeldAt = uint64(epoch), timeOf(heldAt)
+		r.Recipients = make([]queue.Recipient, len(rcpts))
+		for i, v := range rcpts {
+			if err := json.Unmarshal([]byte(v), &r.Recipients[i]); err != nil {
+				return nil, fmt.Errorf("message %s: undecodable recipient: %w", r.ID, err)
+			}
+		}
+		r.Attempts = make([]queue.Attempt, len(atts))
+		for i, v := range atts {
+			if err := json.Unmarshal([]byte(v), &r.Attempts[i]); err != nil {
+				return nil, fmt.Errorf("message %s: undecodable attempt: %w", r.ID, err)
+			}
+		}
+		r.attemptsFrom = len(r.Attempts)
 		out[r.ID] = r
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return out, nil
-	}
-	rows, err = tx.Query(ctx, "SELECT message_id, data FROM recipients WHERE message_id = ANY($1) ORDER BY message_id, idx", ids)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var id string
-		var data []byte
-		if err := rows.Scan(&id, &data); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		r := out[queue.ID(id)]
-		if r == nil {
-			continue
-		}
-		var rc queue.Recipient
-		if err := json.Unmarshal(data, &rc); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("message %s: undecodable recipient: %w", id, err)
-		}
-		r.Recipients = append(r.Recipients, rc)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if attempts {
-		rows, err = tx.Query(ctx, "SELECT message_id, data FROM attempts WHERE message_id = ANY($1) ORDER BY message_id, idx", ids)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var id string
-			var data []byte
-			if err := rows.Scan(&id, &data); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			r := out[queue.ID(id)]
-			if r == nil {
-				continue
-			}
-			var a queue.Attempt
-			if err := json.Unmarshal(data, &a); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("message %s: undecodable attempt: %w", id, err)
-			}
-			r.Attempts = append(r.Attempts, a)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	for _, r := range out {
-		r.attemptsFrom = len(r.Attempts)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // load reads one message, locked; ErrNotFound when there is none.

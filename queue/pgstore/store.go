@@ -268,11 +268,13 @@ func retryable(err error) bool {
 // delta is what a transaction did that the store acts on after commit.
 type delta struct {
 	due, events                  bool // NOTIFY due / events in the transaction
+	notified                     bool // queueNotify already queued them
 	delivered, bounced, deferred int64
 }
 
 // queueNotify queues d's NOTIFYs in b.
 func (d *delta) queueNotify(b *pgx.Batch) {
+	d.notified = true
 	if d.due {
 		b.Queue("SELECT pg_notify($1, '')", notifyDue)
 	}
@@ -282,6 +284,9 @@ func (d *delta) queueNotify(b *pgx.Batch) {
 }
 
 func (d *delta) notify(ctx context.Context, tx pgx.Tx) error {
+	if d.notified {
+		return nil
+	}
 	if d.due {
 		if _, err := tx.Exec(ctx, "SELECT pg_notify($1, '')", notifyDue); err != nil {
 			return err
