@@ -281,20 +281,20 @@ func (s *Store) save(b *pgx.Batch, r *record) error {
 			string(r.ID), idx, states, next, rdata)
 	}
 	if r.attemptsFrom < len(r.Attempts) {
-		b.Queue("DELETE FROM attempts WHERE message_id = $1 AND idx >= $2", string(r.ID), r.attemptsFrom)
-		{
-			var aidx []int32
-			var adata []string
-			for i := r.attemptsFrom; i < len(r.Attempts); i++ {
-				v, err := json.Marshal(r.Attempts[i])
-				if err != nil {
-					return err
-				}
-				aidx, adata = append(aidx, int32(i)), append(adata, string(v))
+		// Attempts only grow (RecordAttempts replaces one record by one or
+		// more), so an upsert from attemptsFrom on is the whole change.
+		var aidx []int32
+		var adata []string
+		for i := r.attemptsFrom; i < len(r.Attempts); i++ {
+			v, err := json.Marshal(r.Attempts[i])
+			if err != nil {
+				return err
 			}
-			b.Queue(`INSERT INTO attempts (message_id, idx, data) SELECT $1, u.idx, u.data::jsonb FROM unnest($2::int[], $3::text[]) AS u(idx, data)`,
-				string(r.ID), aidx, adata)
+			aidx, adata = append(aidx, int32(i)), append(adata, string(v))
 		}
+		b.Queue(`INSERT INTO attempts (message_id, idx, data) SELECT $1, u.idx, u.data::jsonb FROM unnest($2::int[], $3::text[]) AS u(idx, data)
+			ON CONFLICT (message_id, idx) DO UPDATE SET data = excluded.data`,
+			string(r.ID), aidx, adata)
 	}
 	return nil
 }
