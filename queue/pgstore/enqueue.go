@@ -199,6 +199,9 @@ func (c *chunkReader) next() ([]byte, error) {
 // Body streams the stored body one chunk per query, so a reader never
 // holds more than a chunk nor a transaction open.
 func (s *Store) Body(id queue.ID) (io.ReadCloser, error) {
+	if s.closed.Load() {
+		return nil, queue.ErrClosed
+	}
 	var chunks int
 	err := s.pool.QueryRow(s.ctx, "SELECT chunks FROM messages WHERE id = $1", string(id)).Scan(&chunks)
 	if errors.Is(err, pgx.ErrNoRows) {
