@@ -88,7 +88,7 @@ func runMigrateQueue(args []string, stdout, stderr io.Writer) int {
 	for _, id := range ids {
 		status, ok, err := migrateOne(src, dst, id)
 		switch {
-		case errors.Is(err, pgstore.ErrIDTaken):
+		case errors.Is(err, errIDTaken):
 			fmt.Fprintf(stdout, "  FAILED %s: %v\n", id, err)
 			return fail("stopped: %v", err)
 		case err != nil:
@@ -142,5 +142,22 @@ func migrateOne(src *boltstore.Store, dst *pgstore.Store, id queue.ID) (queue.St
 	}
 	defer body.Close()
 	ok, err := dst.Import(m, body)
-	return status, ok, err
+	if err != nil || ok {
+		return status, ok, err
+	}
+	// Import leaves alone any message with this id. The same message
+	// (copied by an earlier run) is fine; another one means the database
+	// took mail of its own first, and its ids and the file's collide.
+	there, err := dst.Get(id)
+	if err != nil {
+		return status, false, err
+	}
+	if !there.Arrival.Equal(m.Arrival) || there.Sender != m.Sender {
+		return status, false, fmt.Errorf("%w %s (arrived %s from <%s>, not %s from <%s>); migrate into an empty database, before any node takes mail",
+			errIDTaken, id, there.Arrival.UTC().Format(time.RFC3339), there.Sender, m.Arrival.UTC().Format(time.RFC3339), m.Sender)
+	}
+	return status, false, nil
 }
+
+// errIDTaken: the database holds a different message under an id of the file.
+var errIDTaken = errors.New("the database holds a different message under the id")

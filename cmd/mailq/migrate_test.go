@@ -255,7 +255,7 @@ func TestMigrateQueueRefusals(t *testing.T) {
 	}
 	used.Close()
 	code, out = runMailq(t, "migrate-queue", "--config", pgConfig(t, t.TempDir(), "mx1", dsn, ""), "--from", boltPath)
-	if code != 1 || !strings.Contains(out, "holds a different message under this id") || !strings.Contains(out, "migrate into an empty database") {
+	if code != 1 || !strings.Contains(out, "holds a different message under the id") || !strings.Contains(out, "migrate into an empty database") {
 		t.Errorf("into a used database: exit %d, want 1 and the collision named:\n%s", code, out)
 	}
 }

@@ -118,9 +118,7 @@ func (s *Store) MakeDueEach(ids []queue.ID) []error {
 // one is lost (its RecordOutcome returns ErrLeaseLost).
 func (s *Store) DeleteEach(ids []queue.ID) []error {
 	return s.modifyEach("delete", ids, true, func(b *pgx.Batch, tx pgx.Tx, r *record, d *delta) error {
-		if err := s.journal(tx, d, queue.Change{Kind: queue.ChangeDeleted, Time: s.now(), Message: r.public()}); err != nil {
-			return err
-		}
+		s.journal(b, d, queue.Change{Kind: queue.ChangeDeleted, Time: s.now(), Message: r.public()})
 		remove(b, r.ID)
 		return nil
 	})
@@ -138,7 +136,8 @@ func (s *Store) SetDelayWarned(id queue.ID) error {
 		if err := s.save(b, r); err != nil {
 			return err
 		}
-		return s.journal(tx, d, queue.Change{Kind: queue.ChangeDelayWarned, Time: s.now(), Message: r.public()})
+		s.journal(b, d, queue.Change{Kind: queue.ChangeDelayWarned, Time: s.now(), Message: r.public()})
+		return nil
 	})[0]
 }
 
@@ -285,6 +284,10 @@ func (s *Store) Purge(now time.Time) (int, error) {
 		}
 		total += len(purged)
 		if len(purged) < purgeBatch {
+			// Bodies whose upload was cut off by a node that never came back.
+			if err := s.dropDeadPending(s.ctx, false); err != nil {
+				return total, fmt.Errorf("queue: purge: %w", err)
+			}
 			return total, nil
 		}
 	}

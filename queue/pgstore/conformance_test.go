@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,11 +17,35 @@ import (
 // taken back at once.
 func TestConformance(t *testing.T) {
 	queuetest.Run(t, func(t *testing.T) queuetest.Opener {
-		dsn := pgtest.NewDatabase(t)
+		dsn := migratedDatabase(t)
 		return func(t *testing.T, opts queue.Options) queuetest.Store {
 			return openNode(t, dsn, "node-a", opts, time.Minute)
 		}
 	})
+}
+
+var (
+	templateMu  sync.Mutex
+	templateDSN string
+)
+
+// migratedDatabase is a fresh database with the schema already in place:
+// a copy of one migrated once per test binary (migrating costs more than
+// copying). Tests of migration itself use pgtest.NewDatabase.
+func migratedDatabase(t testing.TB) string {
+	t.Helper()
+	templateMu.Lock()
+	defer templateMu.Unlock()
+	if templateDSN == "" {
+		dsn := pgtest.NewDatabase(t)
+		s, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Node: "template"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		templateDSN = dsn
+	}
+	return pgtest.Clone(t, templateDSN)
 }
 
 func openNode(t testing.TB, dsn, node string, opts queue.Options, lease time.Duration) *pgstore.Store {

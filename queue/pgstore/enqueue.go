@@ -1,12 +1,15 @@
 package pgstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"mailq/esmtp"
 	"mailq/queue"
@@ -34,7 +37,9 @@ func (s *Store) Enqueue(env queue.Envelope, body io.Reader) (queue.ID, error) {
 	if s.closed.Load() {
 		return "", queue.ErrClosed
 	}
-	cr := &chunkReader{r: body, buf: make([]byte, chunkSize)}
+	buf := chunkPool.Get().(*[chunkSize]byte)
+	defer chunkPool.Put(buf)
+	cr := &chunkReader{r: body, buf: buf[:]}
 	first, err := cr.next()
 	if err != nil {
 		return "", readFailed(err)
@@ -70,55 +75,89 @@ func (s *Store) newRecord(env queue.Envelope, id queue.ID, chunks int, cr *chunk
 
 func formatID(seq int64) queue.ID { return queue.ID(fmt.Sprintf("%016x", seq)) }
 
-// enqueueStreamed writes a large body into one transaction chunk by chunk
-// as it arrives. It is not retried: the body cannot be read twice (a
-// transaction that only inserts new rows conflicts with nobody).
-func (s *Store) enqueueStreamed(env queue.Envelope, first []byte, cr *chunkReader) (queue.ID, error) {
-	var id queue.ID
-	d := &delta{}
-	err := pgx.BeginFunc(s.ctx, s.pool, func(tx pgx.Tx) error {
-		var seq int64
-		if err := tx.QueryRow(s.ctx, "SELECT nextval('message_seq')").Scan(&seq); err != nil {
-			return err
-		}
-		id = formatID(seq)
-		n := 0
-		chunk := first
-		for {
-			if len(chunk) > 0 {
-				if _, err := tx.Exec(s.ctx, "INSERT INTO body_chunks (message_id, n, data) VALUES ($1, $2, $3)", string(id), n, chunk); err != nil {
-					return err
-				}
-				n++
-			}
-			if cr.eof {
-				break
-			}
-			var err error
-			if chunk, err = cr.next(); err != nil {
-				return readFailed(err)
-			}
-		}
-		r := s.newRecord(env, id, n, cr)
-		b := &pgx.Batch{}
-		if err := s.insert(b, r, seq); err != nil {
-			return err
-		}
-		if err := send(s.ctx, tx, b); err != nil {
-			return err
-		}
-		d.due = true
-		if err := s.journal(tx, d, queue.Change{Kind: queue.ChangeArrived, Time: r.Arrival, Message: r.public()}); err != nil {
-			return err
-		}
-		return d.notify(s.ctx, tx)
-	})
+// enqueueStreamed stores a large body chunk by chunk as it arrives, each
+// chunk in its own statement under a pending_bodies entry (no transaction
+// waits for the client), then commits the message row, which takes the
+// entry away, in one pipelined transaction. Until then nothing is visible;
+// if the body fails, its chunks are deleted; if the node dies meanwhile,
+// its next Open (or anyone's Purge a day later) deletes them.
+func (s *Store) enqueueStreamed(env queue.Envelope, first []byte, cr *chunkReader) (_ queue.ID, err error) {
+	seqs, err := s.writer.ids.take(s, 1)
 	if err != nil {
+		return "", fmt.Errorf("queue: enqueue: %w", err)
+	}
+	id := formatID(seqs[0])
+	if _, err := s.pool.Exec(s.ctx, "INSERT INTO pending_bodies (message_id, node, started) VALUES ($1, $2, $3)",
+		string(id), s.opts.Node, time.Now().UnixNano()); err != nil {
+		return "", fmt.Errorf("queue: enqueue: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			s.dropPending(id)
+		}
+	}()
+	n := 0
+	for chunk := first; ; {
+		if len(chunk) > 0 {
+			if _, err := s.pool.Exec(s.ctx, "INSERT INTO body_chunks (message_id, n, data) VALUES ($1, $2, $3)", string(id), n, chunk); err != nil {
+				return "", fmt.Errorf("queue: enqueue: store a body chunk: %w", err)
+			}
+			n++
+		}
+		if cr.eof {
+			break
+		}
+		if chunk, err = cr.next(); err != nil {
+			return "", readFailed(err)
+		}
+	}
+	r := s.newRecord(env, id, n, cr)
+	b := &pgx.Batch{}
+	// The pending entry must still be there: if this node was taken for
+	// restarted meanwhile, its chunks may be gone. The division by zero
+	// fails the pipeline's transaction when the entry is not there.
+	b.Queue(`WITH d AS (DELETE FROM pending_bodies WHERE message_id = $1 RETURNING 1)
+		SELECT 1 / count(*) FROM d`, string(id))
+	if err := s.insert(b, []*record{r}, seqs); err != nil {
+		return "", err
+	}
+	d := &delta{due: true}
+	s.journal(b, d, queue.Change{Kind: queue.ChangeArrived, Time: r.Arrival, Message: r.public()})
+	d.queueNotify(b)
+	if err := s.pool.SendBatch(s.ctx, b).Close(); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "22012" { // division_by_zero
+			return "", errors.New("queue: enqueue: the body's chunks were dropped as an upload cut off by a restart of this node (node names must be unique); nothing was stored")
+		}
 		return "", fmt.Errorf("queue: enqueue: %w", err)
 	}
 	s.apply(d)
 	return id, nil
 }
+
+// dropPending deletes the chunks of a body that will not become a message.
+func (s *Store) dropPending(id queue.ID) {
+	b := &pgx.Batch{}
+	b.Queue("DELETE FROM body_chunks WHERE message_id = $1", string(id))
+	b.Queue("DELETE FROM pending_bodies WHERE message_id = $1", string(id))
+	s.pool.SendBatch(context.Background(), b).Close()
+}
+
+// dropDeadPending deletes bodies whose upload cannot finish: any older
+// than a day and, at Open (ownToo), this node's: it is starting, so they
+// were cut off.
+func (s *Store) dropDeadPending(ctx context.Context, ownToo bool) error {
+	b := &pgx.Batch{}
+	dead := "(node = $1 AND $3) OR started < $2"
+	args := []any{s.opts.Node, time.Now().Add(-24 * time.Hour).UnixNano(), ownToo}
+	b.Queue("DELETE FROM body_chunks WHERE message_id IN (SELECT message_id FROM pending_bodies WHERE "+dead+")", args...)
+	b.Queue("DELETE FROM pending_bodies WHERE "+dead, args...)
+	return s.pool.SendBatch(ctx, b).Close()
+}
+
+// chunkPool recycles chunk buffers between enqueues (a fresh 256 KiB
+// buffer per message would be most of a small enqueue's cost).
+var chunkPool = sync.Pool{New: func() any { return new([chunkSize]byte) }}
 
 // chunkReader reads a body chunkSize bytes at a time into one buffer and
 // notes its size, whether it has 8-bit bytes (BODY=8BITMIME, RFC 6152) and
@@ -160,6 +199,9 @@ func (c *chunkReader) next() ([]byte, error) {
 // Body streams the stored body one chunk per query, so a reader never
 // holds more than a chunk nor a transaction open.
 func (s *Store) Body(id queue.ID) (io.ReadCloser, error) {
+	if s.closed.Load() {
+		return nil, queue.ErrClosed
+	}
 	var chunks int
 	err := s.pool.QueryRow(s.ctx, "SELECT chunks FROM messages WHERE id = $1", string(id)).Scan(&chunks)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -247,6 +289,37 @@ type writer struct {
 	reqs chan *enqueueReq
 	quit chan struct{}
 	wg   sync.WaitGroup
+	ids  idBlock
+}
+
+// idBlock hands out message sequence numbers from blocks fetched from the
+// database sequence, in the order batches form (so ids follow arrival on
+// a node; across nodes they interleave). A block left unused at Close
+// leaves a gap: ids are never reused, not necessarily dense.
+type idBlock struct {
+	mu   sync.Mutex
+	next []int64
+}
+
+const idBlockSize = 512
+
+func (b *idBlock) take(s *Store, n int) ([]int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.next) < n {
+		rows, err := s.pool.Query(s.ctx, "SELECT nextval('message_seq') FROM generate_series(1, $1)", max(n, idBlockSize))
+		if err != nil {
+			return nil, err
+		}
+		more, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return nil, err
+		}
+		b.next = append(b.next, more...)
+	}
+	out := b.next[:n:n]
+	b.next = b.next[n:]
+	return out, nil
 }
 
 type enqueueReq struct {
@@ -330,42 +403,46 @@ func (w *writer) run() {
 	}
 }
 
+// commit stores a batch of messages in one round trip (and now and then
+// one more for a block of ids): one pipelined batch of
+// multi-row inserts, journal and NOTIFY, which PostgreSQL runs as one
+// implicit transaction (the pipeline has a single Sync), committed before
+// the batch's results come back.
 func (w *writer) commit(batch []*enqueueReq) error {
 	s := w.s
-	return s.run(func(tx pgx.Tx, d *delta) error {
-		rows, err := tx.Query(s.ctx, "SELECT nextval('message_seq') FROM generate_series(1, $1)", len(batch))
-		if err != nil {
-			return err
+	seqs, err := w.ids.take(s, len(batch))
+	if err != nil {
+		return err
+	}
+	d := &delta{due: true}
+	b := &pgx.Batch{}
+	var changes []queue.Change
+	recs := make([]*record, len(batch))
+	var bodyIDs []string
+	var bodies [][]byte
+	for i, req := range batch {
+		req.id = formatID(seqs[i])
+		cr := &chunkReader{size: req.size, eightBit: req.eight}
+		r := s.newRecord(req.env, req.id, 0, cr)
+		r.SMTPUTF8 = r.SMTPUTF8 || req.utf8
+		if len(req.body) > 0 {
+			r.Chunks = 1
+			bodyIDs, bodies = append(bodyIDs, string(req.id)), append(bodies, req.body)
 		}
-		seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return err
-		}
-		b := &pgx.Batch{}
-		var changes []queue.Change
-		for i, req := range batch {
-			req.id = formatID(seqs[i])
-			cr := &chunkReader{size: req.size, eightBit: req.eight}
-			r := s.newRecord(req.env, req.id, 0, cr)
-			r.SMTPUTF8 = r.SMTPUTF8 || req.utf8
-			if len(req.body) > 0 {
-				r.Chunks = 1
-				b.Queue("INSERT INTO body_chunks (message_id, n, data) VALUES ($1, 0, $2)", string(req.id), req.body)
-			}
-			if err := s.insert(b, r, seqs[i]); err != nil {
-				return err
-			}
-			changes = append(changes, queue.Change{Kind: queue.ChangeArrived, Time: r.Arrival, Message: r.public()})
-		}
-		if err := send(s.ctx, tx, b); err != nil {
-			return err
-		}
-		d.due = true
-		for _, c := range changes {
-			if err := s.journal(tx, d, c); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+		recs[i] = r
+		changes = append(changes, queue.Change{Kind: queue.ChangeArrived, Time: r.Arrival, Message: r.public()})
+	}
+	if len(bodies) > 0 {
+		b.Queue("INSERT INTO body_chunks (message_id, n, data) SELECT id, 0, data FROM unnest($1::text[], $2::bytea[]) AS u(id, data)", bodyIDs, bodies)
+	}
+	if err := s.insert(b, recs, seqs); err != nil {
+		return err
+	}
+	s.journal(b, d, changes...)
+	d.queueNotify(b)
+	if err := s.pool.SendBatch(s.ctx, b).Close(); err != nil {
+		return err
+	}
+	s.apply(d)
+	return nil
 }

@@ -1,7 +1,6 @@
 package pgstore
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,88 +11,77 @@ import (
 	"mailq/queue"
 )
 
-// ErrIDTaken means Import found a different message under the id it was
-// to store: the database already took mail of its own before the
-// migration (its ids and the bbolt file's come from separate sequences).
-var ErrIDTaken = errors.New("pgstore: the database holds a different message under this id")
-
-// Import stores a message read from another store (`mailq migrate-queue`)
-// under its own id, with its recipients' states, attempt history, hold and
-// body, in one transaction. It is idempotent: when the same message (same
-// id, arrival and sender) is already there it stores nothing and returns
-// false. The id sequence is moved past the imported id, so messages
-// enqueued later never collide with it. m must not be leased (the caller
-// makes a message that was in flight due now, as recovery after a crash
-// would).
+// Import copies a message from another store (mailq migrate-queue: bbolt
+// to PostgreSQL) with its id, state, attempt history and body, in one
+// transaction. A message whose id is already here is left alone and
+// reported as not imported, so a rerun copies nothing twice. The message
+// must not be leased (open the source store first: that takes its leases
+// back). The id sequence moves past the imported id, so new ids never
+// collide with it.
 func (s *Store) Import(m *queue.Message, body io.Reader) (imported bool, err error) {
-	seq, err := strconv.ParseInt(string(m.ID), 16, 64)
-	if err != nil || seq <= 0 || formatID(seq) != m.ID {
-		return false, fmt.Errorf("pgstore: import %s: not a mailq queue id (16 hex digits)", m.ID)
+	if m == nil || len(m.Recipients) == 0 {
+		return false, errors.New("pgstore: import: a message with recipients is required")
 	}
-	d := &delta{}
+	seq, err := strconv.ParseInt(string(m.ID), 16, 64)
+	if err != nil || seq <= 0 {
+		return false, fmt.Errorf("pgstore: import %s: not a queue id (16 hex digits)", m.ID)
+	}
+	if s.closed.Load() {
+		return false, queue.ErrClosed
+	}
+	buf := chunkPool.Get().(*[chunkSize]byte)
+	defer chunkPool.Put(buf)
 	err = pgx.BeginFunc(s.ctx, s.pool, func(tx pgx.Tx) error {
-		var data []byte
-		err := tx.QueryRow(s.ctx, "SELECT data FROM messages WHERE id = $1", string(m.ID)).Scan(&data)
-		switch {
-		case err == nil:
-			var existing messageData
-			if err := json.Unmarshal(data, &existing); err != nil {
-				return fmt.Errorf("message %s: undecodable data: %w", m.ID, err)
-			}
-			if !existing.Arrival.Equal(m.Arrival) || existing.Sender != m.Sender {
-				return fmt.Errorf("%w %s (arrived %s from <%s>, not %s from <%s>); migrate into an empty database, before any node takes mail",
-					ErrIDTaken, m.ID, existing.Arrival.Format("2006-01-02T15:04:05Z07:00"), existing.Sender, m.Arrival.Format("2006-01-02T15:04:05Z07:00"), m.Sender)
-			}
-			return nil // already imported
-		case !errors.Is(err, pgx.ErrNoRows):
+		var exists bool
+		// The lock orders two imports of one id; the second finds it.
+		if _, err := tx.Exec(s.ctx, "SELECT pg_advisory_xact_lock($1)", seq); err != nil {
 			return err
 		}
-		chunks := 0
-		buf := make([]byte, chunkSize)
-		for {
-			n, rerr := io.ReadFull(body, buf)
-			if n > 0 {
-				if _, err := tx.Exec(s.ctx, "INSERT INTO body_chunks (message_id, n, data) VALUES ($1, $2, $3)", string(m.ID), chunks, buf[:n]); err != nil {
-					return err
-				}
-				chunks++
-			}
-			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-				break
-			}
-			if rerr != nil {
-				return fmt.Errorf("read the body: %w", rerr)
-			}
+		if err := tx.QueryRow(s.ctx, "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1)", string(m.ID)).Scan(&exists); err != nil || exists {
+			return err
 		}
-		r := &record{Message: *m, Chunks: chunks}
-		r.Recipients = append([]queue.Recipient(nil), m.Recipients...)
-		r.Attempts = append([]queue.Attempt(nil), m.Attempts...)
-		if r.Held {
-			// The time held before the move is in HeldFor only once released
-			// there; it counts from now on here.
-			r.HeldAt = s.now()
+		cr := &chunkReader{r: body, buf: buf[:]}
+		n := 0
+		for !cr.eof {
+			chunk, err := cr.next()
+			if err != nil {
+				return fmt.Errorf("read the body: %w", err)
+			}
+			if len(chunk) == 0 {
+				continue
+			}
+			if _, err := tx.Exec(s.ctx, "INSERT INTO body_chunks (message_id, n, data) VALUES ($1, $2, $3)", string(m.ID), n, chunk); err != nil {
+				return err
+			}
+			n++
 		}
+		if cr.size != m.Size {
+			return fmt.Errorf("the body has %d bytes, the message says %d", cr.size, m.Size)
+		}
+		r := &record{Message: *m, Chunks: n}
+		r.Message.Status, r.Message.NextAttempt = "", r.earliest()
 		b := &pgx.Batch{}
-		if err := s.insert(b, r, seq); err != nil {
+		if err := s.insert(b, []*record{r}, []int64{seq}); err != nil {
 			return err
 		}
-		if err := s.save(b, r); err != nil { // status columns and the attempts
+		// insert wrote a new message's columns; save sets the rest
+		// (status and schedule, held, finished) and the attempts.
+		r.attemptsFrom = 0
+		if err := s.save(b, r); err != nil {
 			return err
 		}
-		b.Queue("SELECT setval('message_seq', GREATEST($1::bigint, (SELECT last_value FROM message_seq)))", seq)
+		b.Queue("SELECT setval('message_seq', greatest($1, (SELECT last_value FROM message_seq)))", seq)
 		if err := send(s.ctx, tx, b); err != nil {
 			return err
 		}
-		imported, d.due = true, true
-		return d.notify(s.ctx, tx)
+		imported = true
+		return nil
 	})
 	if err != nil {
-		imported = false
-		if errors.Is(err, ErrIDTaken) {
-			return false, err
-		}
 		return false, fmt.Errorf("pgstore: import %s: %w", m.ID, err)
 	}
-	s.apply(d)
+	if imported {
+		s.signal()
+	}
 	return imported, nil
 }

@@ -10,32 +10,30 @@ import (
 	"mailq/queue"
 )
 
-// journal runs Options.Journal for c and stores its payloads in tx. The
-// sequence numbers come from the one event_seq row, whose lock the
-// transaction then holds to its commit: journaling transactions commit in
-// sequence order, so a reader never sees N+1 before N.
-func (s *Store) journal(tx pgx.Tx, d *delta, c queue.Change) error {
+// journal runs Options.Journal for each change and queues the storing of
+// its payloads in b, as one statement. The sequence numbers come from the
+// one event_seq row, whose lock the transaction then holds to its commit:
+// journaling transactions commit in sequence order, so a reader never sees
+// N+1 before N.
+func (s *Store) journal(b *pgx.Batch, d *delta, cs ...queue.Change) {
 	if s.opts.Journal == nil {
-		return nil
+		return
 	}
-	payloads := s.opts.Journal(c)
+	var times []int64
+	var payloads [][]byte
+	for _, c := range cs {
+		for _, p := range s.opts.Journal(c) {
+			times, payloads = append(times, c.Time.UnixNano()), append(payloads, p)
+		}
+	}
 	if len(payloads) == 0 {
-		return nil
+		return
 	}
-	var last int64
-	if err := tx.QueryRow(s.ctx, "UPDATE event_seq SET last = last + $1 RETURNING last", len(payloads)).Scan(&last); err != nil {
-		return fmt.Errorf("queue: store event: %w", err)
-	}
-	first := last - int64(len(payloads)) + 1
-	b := &pgx.Batch{}
-	for i, p := range payloads {
-		b.Queue("INSERT INTO events (seq, time, data) VALUES ($1, $2, $3)", first+int64(i), c.Time.UnixNano(), p)
-	}
-	if err := send(s.ctx, tx, b); err != nil {
-		return fmt.Errorf("queue: store event: %w", err)
-	}
+	b.Queue(`WITH n AS (UPDATE event_seq SET last = last + $1 RETURNING last)
+		INSERT INTO events (seq, time, data)
+		SELECT n.last - $1 + u.ord, u.t, u.d FROM n, unnest($2::bigint[], $3::bytea[]) WITH ORDINALITY AS u(t, d, ord)`,
+		int64(len(payloads)), times, payloads)
 	d.events = true
-	return nil
 }
 
 // EventsChanged returns a channel closed once events committed after the

@@ -30,7 +30,7 @@ func envelope(rcpts ...string) queue.Envelope {
 // lease on it was still open), and every message is delivered exactly
 // once.
 func TestTwoNodesNeverLeaseTheSameMessageAtOnce(t *testing.T) {
-	dsn := pgtest.NewDatabase(t)
+	dsn := migratedDatabase(t)
 	nodes := []*pgstore.Store{
 		openNode(t, dsn, "a", queue.Options{}, time.Hour),
 		openNode(t, dsn, "b", queue.Options{}, time.Hour),
@@ -105,7 +105,7 @@ func TestTwoNodesNeverLeaseTheSameMessageAtOnce(t *testing.T) {
 // counted as interrupted; the first node's late RecordOutcome then gets
 // ErrLeaseLost and changes nothing.
 func TestExpiredLeaseIsTakenOverAndTheLateOutcomeIsRefused(t *testing.T) {
-	dsn := pgtest.NewDatabase(t)
+	dsn := migratedDatabase(t)
 	const lease = 2 * time.Second
 	a := openNode(t, dsn, "a", queue.Options{}, lease)
 	defer a.Close()
@@ -165,7 +165,7 @@ func TestExpiredLeaseIsTakenOverAndTheLateOutcomeIsRefused(t *testing.T) {
 // A restarted node takes back its own leases at Open (they are dead), and
 // leaves another node's alone.
 func TestRestartTakesBackOnlyOwnLeases(t *testing.T) {
-	dsn := pgtest.NewDatabase(t)
+	dsn := migratedDatabase(t)
 	a := openNode(t, dsn, "a", queue.Options{}, time.Hour)
 	b := openNode(t, dsn, "b", queue.Options{}, time.Hour)
 	defer b.Close()
@@ -196,7 +196,7 @@ func TestRestartTakesBackOnlyOwnLeases(t *testing.T) {
 // A NOTIFY from one node's enqueue wakes the other node's Changed well
 // before its poll would.
 func TestChangedCrossesNodes(t *testing.T) {
-	dsn := pgtest.NewDatabase(t)
+	dsn := migratedDatabase(t)
 	a, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Node: "a", PollInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)

@@ -168,17 +168,21 @@ func timeOf(ns *int64) time.Time {
 }
 
 // loadMany reads the messages ids (those that exist), locking them FOR
-// UPDATE when lock is set, in id order. Attempts are read when attempts is
-// set.
+// UPDATE when lock is set, in one query: the recipients and (when
+// attempts is set) the attempt records come along as arrays.
 func loadMany(ctx context.Context, tx pgx.Tx, ids []string, lock, attempts bool) (map[queue.ID]*record, error) {
-	q := "SELECT id, lease_owner, epoch, leased, chunks, held_at, data FROM messages WHERE id = ANY($1) ORDER BY id"
+	q := `SELECT m.id, m.lease_owner, m.epoch, m.leased, m.chunks, m.held_at, m.data,
+		ARRAY(SELECT r.data::text FROM recipients r WHERE r.message_id = m.id ORDER BY r.idx),
+		CASE WHEN $2 THEN ARRAY(SELECT a.data::text FROM attempts a WHERE a.message_id = m.id ORDER BY a.idx) END
+		FROM messages m WHERE m.id = ANY($1) ORDER BY m.id`
 	if lock {
-		q += " FOR UPDATE"
+		q += " FOR UPDATE OF m"
 	}
-	rows, err := tx.Query(ctx, q, ids)
+	rows, err := tx.Query(ctx, q, ids, attempts)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	out := map[queue.ID]*record{}
 	for rows.Next() {
 		r := &record{}
@@ -186,13 +190,12 @@ func loadMany(ctx context.Context, tx pgx.Tx, ids []string, lock, attempts bool)
 		var heldAt *int64
 		var data []byte
 		var epoch int64
-		if err := rows.Scan(&r.ID, &owner, &epoch, &r.Leased, &r.Chunks, &heldAt, &data); err != nil {
-			rows.Close()
+		var rcpts, atts []string
+		if err := rows.Scan(&r.ID, &owner, &epoch, &r.Leased, &r.Chunks, &heldAt, &data, &rcpts, &atts); err != nil {
 			return nil, err
 		}
 		var md messageData
 		if err := json.Unmarshal(data, &md); err != nil {
-			rows.Close()
 			return nil, fmt.Errorf("message %s: undecodable data: %w", r.ID, err)
 		}
 		r.setData(md)
@@ -200,70 +203,22 @@ func loadMany(ctx context.Context, tx pgx.Tx, ids []string, lock, attempts bool)
 			r.Owner = *owner
 		}
 		r.Epoch, r.HeldAt = uint64(epoch), timeOf(heldAt)
+		r.Recipients = make([]queue.Recipient, len(rcpts))
+		for i, v := range rcpts {
+			if err := json.Unmarshal([]byte(v), &r.Recipients[i]); err != nil {
+				return nil, fmt.Errorf("message %s: undecodable recipient: %w", r.ID, err)
+			}
+		}
+		r.Attempts = make([]queue.Attempt, len(atts))
+		for i, v := range atts {
+			if err := json.Unmarshal([]byte(v), &r.Attempts[i]); err != nil {
+				return nil, fmt.Errorf("message %s: undecodable attempt: %w", r.ID, err)
+			}
+		}
+		r.attemptsFrom = len(r.Attempts)
 		out[r.ID] = r
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return out, nil
-	}
-	rows, err = tx.Query(ctx, "SELECT message_id, data FROM recipients WHERE message_id = ANY($1) ORDER BY message_id, idx", ids)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var id string
-		var data []byte
-		if err := rows.Scan(&id, &data); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		r := out[queue.ID(id)]
-		if r == nil {
-			continue
-		}
-		var rc queue.Recipient
-		if err := json.Unmarshal(data, &rc); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("message %s: undecodable recipient: %w", id, err)
-		}
-		r.Recipients = append(r.Recipients, rc)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if attempts {
-		rows, err = tx.Query(ctx, "SELECT message_id, data FROM attempts WHERE message_id = ANY($1) ORDER BY message_id, idx", ids)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var id string
-			var data []byte
-			if err := rows.Scan(&id, &data); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			r := out[queue.ID(id)]
-			if r == nil {
-				continue
-			}
-			var a queue.Attempt
-			if err := json.Unmarshal(data, &a); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("message %s: undecodable attempt: %w", id, err)
-			}
-			r.Attempts = append(r.Attempts, a)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	for _, r := range out {
-		r.attemptsFrom = len(r.Attempts)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // load reads one message, locked; ErrNotFound when there is none.
@@ -326,20 +281,20 @@ func (s *Store) save(b *pgx.Batch, r *record) error {
 			string(r.ID), idx, states, next, rdata)
 	}
 	if r.attemptsFrom < len(r.Attempts) {
-		b.Queue("DELETE FROM attempts WHERE message_id = $1 AND idx >= $2", string(r.ID), r.attemptsFrom)
-		{
-			var aidx []int32
-			var adata []string
-			for i := r.attemptsFrom; i < len(r.Attempts); i++ {
-				v, err := json.Marshal(r.Attempts[i])
-				if err != nil {
-					return err
-				}
-				aidx, adata = append(aidx, int32(i)), append(adata, string(v))
+		// Attempts only grow (RecordAttempts replaces one record by one or
+		// more), so an upsert from attemptsFrom on is the whole change.
+		var aidx []int32
+		var adata []string
+		for i := r.attemptsFrom; i < len(r.Attempts); i++ {
+			v, err := json.Marshal(r.Attempts[i])
+			if err != nil {
+				return err
 			}
-			b.Queue(`INSERT INTO attempts (message_id, idx, data) SELECT $1, u.idx, u.data::jsonb FROM unnest($2::int[], $3::text[]) AS u(idx, data)`,
-				string(r.ID), aidx, adata)
+			aidx, adata = append(aidx, int32(i)), append(adata, string(v))
 		}
+		b.Queue(`INSERT INTO attempts (message_id, idx, data) SELECT $1, u.idx, u.data::jsonb FROM unnest($2::int[], $3::text[]) AS u(idx, data)
+			ON CONFLICT (message_id, idx) DO UPDATE SET data = excluded.data`,
+			string(r.ID), aidx, adata)
 	}
 	return nil
 }
@@ -363,22 +318,41 @@ func recipientRows(r *record) (idx []int32, addrs, states []string, next []*int6
 	return
 }
 
-// insert queues the writes of a new message (its body chunks excepted).
-func (s *Store) insert(b *pgx.Batch, r *record, seq int64) error {
-	st := r.status()
-	data, err := json.Marshal(r.data())
-	if err != nil {
-		return err
+// insert queues the writes of new messages (their body chunks excepted):
+// one multi-row statement per table, however many messages, so a batch of
+// concurrent enqueues costs the database two statements.
+func (s *Store) insert(b *pgx.Batch, rs []*record, seqs []int64) error {
+	var (
+		ids, statuses, datas         []string
+		mseqs, scheds, arrivals      []int64
+		chunks                       []int32
+		rids, raddrs, rstates, rdata []string
+		ridx                         []int32
+		rnext                        []*int64
+	)
+	for i, r := range rs {
+		data, err := json.Marshal(r.data())
+		if err != nil {
+			return err
+		}
+		ids, statuses, datas = append(ids, string(r.ID)), append(statuses, string(r.status())), append(datas, string(data))
+		mseqs, scheds, arrivals = append(mseqs, seqs[i]), append(scheds, max(r.earliest().UnixNano(), 1)), append(arrivals, r.Arrival.UnixNano())
+		chunks = append(chunks, int32(r.Chunks))
+		idx, addrs, states, next, rd, err := recipientRows(r)
+		if err != nil {
+			return err
+		}
+		for range idx {
+			rids = append(rids, string(r.ID))
+		}
+		ridx, raddrs, rstates, rnext, rdata = append(ridx, idx...), append(raddrs, addrs...), append(rstates, states...), append(rnext, next...), append(rdata, rd...)
 	}
-	b.Queue(`INSERT INTO messages (id, seq, status, sched_at, arrival, chunks, data) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		string(r.ID), seq, string(st), max(r.earliest().UnixNano(), 1), r.Arrival.UnixNano(), r.Chunks, data)
-	idx, addrs, states, next, rdata, err := recipientRows(r)
-	if err != nil {
-		return err
-	}
+	b.Queue(`INSERT INTO messages (id, seq, status, sched_at, arrival, chunks, data)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::int[], $7::text[]::jsonb[])`,
+		ids, mseqs, statuses, scheds, arrivals, chunks, datas)
 	b.Queue(`INSERT INTO recipients (message_id, idx, address, state, next_attempt, data)
-		SELECT $1, u.idx, u.address, u.state, u.next, u.data::jsonb FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS u(idx, address, state, next, data)`,
-		string(r.ID), idx, addrs, states, next, rdata)
+		SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[]::jsonb[])`,
+		rids, ridx, raddrs, rstates, rnext, rdata)
 	return nil
 }
 

@@ -119,6 +119,7 @@ func (s *Store) Lease(now time.Time, max int) ([]queue.Lease, error) {
 				Token:        r.Epoch,
 			})
 		}
+		d.queueNotify(b)
 		return send(s.ctx, tx, b)
 	})
 	if err != nil {
@@ -231,10 +232,9 @@ func (s *Store) RecordAttempts(l queue.Lease, attempts []queue.Attempt, outcomes
 		}
 		c := queue.Change{Kind: queue.ChangeOutcome, Time: now, Message: r.public(), Attempts: done, Outcomes: outcomes}
 		suppressFromOutcomes(b, r, c, now)
-		if err := send(s.ctx, tx, b); err != nil {
-			return err
-		}
-		return s.journal(tx, d, c)
+		s.journal(b, d, c)
+		d.queueNotify(b)
+		return send(s.ctx, tx, b)
 	})
 	if errors.Is(err, queue.ErrLeaseLost) {
 		return fmt.Errorf("queue: record outcome for %s: %w", id, queue.ErrLeaseLost)

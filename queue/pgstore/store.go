@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,7 @@ type Store struct {
 
 	changed chan struct{}
 	events  eventSignal
+	counter *counter
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -87,8 +89,12 @@ func Open(ctx context.Context, dsn string, opts Options) (_ *Store, err error) {
 	// Durability is PostgreSQL's: an enqueue is acknowledged after COMMIT
 	// returns, which must mean flushed to disk.
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
-	if cfg.MaxConns < 8 {
-		cfg.MaxConns = 8
+	cnt := &counter{}
+	cfg.ConnConfig.Tracer = cnt
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// Enough for the delivery workers, intake and the listener; a
+		// DSN's pool_max_conns overrides it.
+		cfg.MaxConns = 16
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -106,11 +112,15 @@ func Open(ctx context.Context, dsn string, opts Options) (_ *Store, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{pool: pool, opts: opts, version: version, changed: make(chan struct{}, 1)}
+	s := &Store{pool: pool, opts: opts, version: version, changed: make(chan struct{}, 1), counter: cnt}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.recoverOwnLeases(ctx); err != nil {
 		s.cancel()
 		return nil, err
+	}
+	if err := s.dropDeadPending(ctx, true); err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("pgstore: drop unfinished bodies: %w", err)
 	}
 	s.writer = startWriter(s)
 	s.wg.Add(1)
@@ -258,10 +268,25 @@ func retryable(err error) bool {
 // delta is what a transaction did that the store acts on after commit.
 type delta struct {
 	due, events                  bool // NOTIFY due / events in the transaction
+	notified                     bool // queueNotify already queued them
 	delivered, bounced, deferred int64
 }
 
+// queueNotify queues d's NOTIFYs in b.
+func (d *delta) queueNotify(b *pgx.Batch) {
+	d.notified = true
+	if d.due {
+		b.Queue("SELECT pg_notify($1, '')", notifyDue)
+	}
+	if d.events {
+		b.Queue("SELECT pg_notify($1, '')", notifyEvents)
+	}
+}
+
 func (d *delta) notify(ctx context.Context, tx pgx.Tx) error {
+	if d.notified {
+		return nil
+	}
 	if d.due {
 		if _, err := tx.Exec(ctx, "SELECT pg_notify($1, '')", notifyDue); err != nil {
 			return err

@@ -32,6 +32,17 @@ CREATE TABLE body_chunks (
 	PRIMARY KEY (message_id, n)
 );
 
+-- Bodies being received: a large body's chunks are written as they arrive,
+-- each in its own short statement (a slow client holds no transaction and
+-- no connection), and become part of a message only when the message row
+-- commits, which deletes its row here. A row left by a node that restarted,
+-- or older than a day, is debris: its chunks are deleted.
+CREATE TABLE pending_bodies (
+	message_id text PRIMARY KEY,
+	node       text NOT NULL,
+	started    bigint NOT NULL
+);
+
 CREATE TABLE recipients (
 	message_id   text NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
 	idx          integer NOT NULL,

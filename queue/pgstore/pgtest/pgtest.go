@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -72,6 +73,23 @@ func NewDatabase(tb testing.TB) string {
 		}
 		tb.Fatalf("pgtest: %v", startErr)
 	}
+	return create(tb, "")
+}
+
+// Clone creates a database copied from the one dsn names (say, one whose
+// schema a test migrated once), which must have no open connections, and
+// returns its DSN. Copying a template is cheaper than building it again.
+func Clone(tb testing.TB, dsn string) string {
+	tb.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		tb.Fatalf("pgtest: clone: %v", err)
+	}
+	return create(tb, cfg.Database)
+}
+
+func create(tb testing.TB, template string) string {
+	tb.Helper()
 	name := fmt.Sprintf("t_%d", dbSeq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -80,8 +98,20 @@ func NewDatabase(tb testing.TB) string {
 		tb.Fatalf("pgtest: connect to the server: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		tb.Fatalf("pgtest: create database %s: %v", name, err)
+	sql := "CREATE DATABASE " + name
+	if template != "" {
+		sql += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	for attempt := 0; ; attempt++ {
+		_, err = conn.Exec(ctx, sql)
+		// A template's last connection may still be closing on the server.
+		if err == nil || template == "" || attempt == 100 || !strings.Contains(err.Error(), "being accessed by other users") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		tb.Fatalf("pgtest: %s: %v", sql, err)
 	}
 	return srv.dsn(name)
 }
