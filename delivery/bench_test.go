@@ -64,7 +64,7 @@ func benchBody(size int) string {
 
 // fill enqueues n messages with rcpts recipients each, 32 at a time so the
 // queue group-commits.
-func fill(b *testing.B, store queue.Store, n, rcpts int, body string) {
+func fill(b testing.TB, store queue.Store, n, rcpts int, body string) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	var mu sync.Mutex

@@ -20,6 +20,7 @@ type destination struct {
 	limit       int
 	maxUses     int
 	idleTimeout time.Duration
+	probe       probePolicy
 	rate        *rate.Limiter // nil = unlimited
 
 	mu      sync.Mutex
@@ -75,7 +76,7 @@ func (d *destination) get(ctx context.Context, key string, dial func() (*mxConn,
 			reuse.timer.Stop()
 			reuse.timer = nil
 			d.mu.Unlock()
-			if reuse.conn.Probe(ctx) {
+			if d.probe.revive(ctx, &reuse.pooledConn) {
 				return reuse, nil
 			}
 			d.discard(reuse)
@@ -118,10 +119,7 @@ func (d *destination) put(mc *mxConn, reusable bool, transcript bool) {
 		d.discard(mc)
 		return
 	}
-	if err := mc.conn.Reset(); err != nil {
-		d.discard(mc)
-		return
-	}
+	mc.idleSince = d.probe.now()
 	d.mu.Lock()
 	if d.retired {
 		d.mu.Unlock()

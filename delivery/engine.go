@@ -21,6 +21,7 @@ const (
 	DefaultPerRouteConnections   = 8
 	DefaultMessagesPerConnection = 100
 	DefaultIdleTimeout           = 30 * time.Second
+	DefaultProbeAfterIdle        = 2 * time.Second
 	DefaultShutdownGrace         = 30 * time.Second
 )
 
@@ -36,10 +37,15 @@ type Options struct {
 	// many workers.
 	PerRouteConnections int
 	// MessagesPerConnection is how many messages one connection carries
-	// before it is closed (RSET between them, liveness probe before reuse).
+	// before it is closed (no RSET between them; a liveness probe only after
+	// it sat idle, ProbeAfterIdle).
 	MessagesPerConnection int
 	// IdleTimeout closes a pooled connection nobody used for this long.
 	IdleTimeout time.Duration
+	// ProbeAfterIdle: a pooled connection idle at least this long (by Now)
+	// gets the liveness probe before reuse; one used more recently is
+	// reused at once (probePolicy).
+	ProbeAfterIdle time.Duration
 	// ShutdownGrace is how long Run waits for deliveries in flight after its
 	// context is cancelled before it cuts them off.
 	ShutdownGrace time.Duration
@@ -115,6 +121,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = DefaultShutdownGrace
+	}
+	if opts.ProbeAfterIdle <= 0 {
+		opts.ProbeAfterIdle = DefaultProbeAfterIdle
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -212,6 +221,11 @@ func rebindRouter(rt *router, pools map[string]*routePool) *router {
 	}
 	rt.fallback = bind(rt.fallback)
 	return rt
+}
+
+// probePolicy is how the pools check a connection before reuse.
+func (e *Engine) probePolicy() probePolicy {
+	return probePolicy{after: e.opts.ProbeAfterIdle, now: e.opts.Now}
 }
 
 // kick wakes the scheduler (non-blocking).

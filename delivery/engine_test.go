@@ -136,6 +136,7 @@ func TestTranscriptPerAttempt(t *testing.T) {
 	first := h.enqueue(t, "sender@client.test", "ok-first@fake.test")
 	h.start()
 	m1 := h.settled(t, first, 1)
+	h.clock.Advance(DefaultProbeAfterIdle) // idle long enough to be probed
 	second := h.enqueue(t, "sender@client.test", "ok-second@fake.test")
 	m2 := h.settled(t, second, 1)
 	if a, _, _ := srv.stats(); a != 1 {

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,4 +167,44 @@ func TestDelayWarningOncePerMessage(t *testing.T) {
 	d := h.onlyDSN(t, "sender@client.test")
 	// Both deferred recipients, not the delivered one.
 	checkDSN(t, d, "delayed", map[string]string{"r450-a@fake.test": "4.2.1", "r450-b@fake.test": "4.2.1"}, "450")
+}
+
+// warnCountingStore counts SetDelayWarned transactions.
+type warnCountingStore struct {
+	queue.Store
+	setDelayWarned atomic.Int64
+}
+
+func (s *warnCountingStore) SetDelayWarned(id queue.ID) error {
+	s.setDelayWarned.Add(1)
+	return s.Store.SetDelayWarned(id)
+}
+
+// TestDelayWarningMarkedWithOutcome: the attempt that sends the delay
+// warning marks the message warned in the transaction that records its
+// outcome (Lease.MarkDelayWarned), not in a transaction of its own, and
+// the mark holds: the next failed attempt sends no second warning.
+func TestDelayWarningMarkedWithOutcome(t *testing.T) {
+	srv := newFakeServer(t)
+	route := testRoute("fake", srv.port())
+	route.Retry.DelayWarning = time.Minute
+	var ws *warnCountingStore
+	h := newHarness(t, []Route{route}, func(o *Options) {
+		ws = &warnCountingStore{Store: o.Store}
+		o.Store = ws
+	})
+	id := h.enqueue(t, "sender@client.test", "r450-a@fake.test")
+	h.clock.Advance(2 * time.Minute)
+	h.start()
+	for n := 1; n <= 2; n++ {
+		m := h.settled(t, id, n)
+		if got := len(h.dsns(t)); got != 1 || !m.DelayWarned {
+			t.Fatalf("after attempt %d: %d notices (delay_warned %v), want exactly 1", n, got, m.DelayWarned)
+		}
+		h.clock.Advance(recipientOf(t, m, "r450-a@fake.test").NextAttempt.Sub(h.clock.Now()))
+		h.engine.kick()
+	}
+	if n := ws.setDelayWarned.Load(); n != 0 {
+		t.Fatalf("%d SetDelayWarned transactions; the outcome's transaction should mark the warning", n)
+	}
 }

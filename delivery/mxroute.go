@@ -127,7 +127,7 @@ func (s *mxState) destination(e *Engine, host string, r *MXRoute) *destination {
 			limit = DefaultDestinationConnections
 		}
 		d = &destination{name: host, limit: limit, maxUses: e.opts.MessagesPerConnection,
-			idleTimeout: e.opts.IdleTimeout, rate: r.Rate.limiter(), freed: make(chan struct{})}
+			idleTimeout: e.opts.IdleTimeout, probe: e.probePolicy(), rate: r.Rate.limiter(), freed: make(chan struct{})}
 		if s.closed {
 			d.retired = true
 		}

@@ -67,11 +67,9 @@ func (e *Engine) complete(run *leaseRun) {
 	// then repeats the attempt (and may repeat a notice), but never loses
 	// one (docs/delivery.md: nothing acknowledged may be lost).
 	e.queueFailureNotice(m, all, now)
-	if e.queueDelayWarning(m, all, now) {
-		if err := e.store.SetDelayWarned(m.ID); err != nil && !errors.Is(err, queue.ErrNotFound) {
-			e.log.Error().Err(err).Str("queue_id", string(m.ID)).Msg("cannot mark the delay warning as sent; a second warning may follow")
-		}
-	}
+	// The outcome's own transaction marks the warning sent (one commit
+	// fewer than SetDelayWarned); it is durable before then.
+	l.MarkDelayWarned = e.queueDelayWarning(m, all, now)
 
 	outcomes := make([]queue.Outcome, 0, len(all))
 	for _, dc := range all {
@@ -80,6 +78,12 @@ func (e *Engine) complete(run *leaseRun) {
 	e.annotateOutcomes(outcomes, all)
 	attempts := attemptRecords(l, run.results, m.Attempts)
 	if err := e.store.RecordAttempts(l, attempts, outcomes); err != nil {
+		if l.MarkDelayWarned {
+			// The warning is queued even though the outcome is not kept.
+			if err := e.store.SetDelayWarned(m.ID); err != nil && !errors.Is(err, queue.ErrNotFound) {
+				e.log.Error().Err(err).Str("queue_id", string(m.ID)).Msg("cannot mark the delay warning as sent; a second warning may follow")
+			}
+		}
 		lvl := e.log.Error()
 		if errors.Is(err, queue.ErrLeaseLost) {
 			// Deleted or bounced by the operator meanwhile: nothing to keep.

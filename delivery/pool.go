@@ -20,6 +20,7 @@ type routePool struct {
 	limit       int
 	maxUses     int
 	idleTimeout time.Duration
+	probe       probePolicy
 	dialOpts    smtpproto.DialOptions
 
 	// Guarded by Engine.mu: the parts queued for this route and how many run.
@@ -32,9 +33,31 @@ type routePool struct {
 }
 
 type pooledConn struct {
-	conn  *smtpproto.Conn
-	uses  int         // messages sent over it
-	timer *time.Timer // closes it when idle too long; nil while in use
+	conn      *smtpproto.Conn
+	uses      int         // messages sent over it
+	timer     *time.Timer // closes it when idle too long; nil while in use
+	idleSince time.Time   // when it was put back (probePolicy's clock)
+}
+
+// probePolicy decides how a pooled connection is checked before reuse.
+// Right after a transaction a connection needs no round trip: Send leaves
+// the session ready for the next MAIL (smtpproto.Conn.Ready), and a server
+// that closed it or sent 421 meanwhile shows as pending input. Only a
+// connection idle for after or longer gets the liveness probe (NOOP, or
+// RSET with userset; RFC 5321 §4.1.1.9), which exists for connections a
+// server or middlebox may have dropped silently while they sat unused.
+type probePolicy struct {
+	after time.Duration
+	now   func() time.Time
+}
+
+// revive readies an idle connection for its next transaction; false means
+// it is dead (and closed).
+func (pp probePolicy) revive(ctx context.Context, pc *pooledConn) bool {
+	if pp.now().Sub(pc.idleSince) < pp.after {
+		return pc.conn.Ready()
+	}
+	return pc.conn.Probe(ctx)
 }
 
 func (e *Engine) newPool(r *Route) *routePool {
@@ -60,13 +83,13 @@ func (e *Engine) newPool(r *Route) *routePool {
 		limit:       limit,
 		maxUses:     e.opts.MessagesPerConnection,
 		idleTimeout: e.opts.IdleTimeout,
+		probe:       e.probePolicy(),
 		dialOpts:    dialOpts,
 	}
 }
 
-// get returns a live connection: the most recently used idle one that
-// passes the liveness probe (RFC 5321 §4.1.1.9 NOOP, or RSET with
-// userset), else a new one.
+// get returns a live connection: the most recently used idle one that is
+// still alive (probePolicy), else a new one.
 func (p *routePool) get(ctx context.Context) (*pooledConn, error) {
 	for {
 		p.mu.Lock()
@@ -80,7 +103,7 @@ func (p *routePool) get(ctx context.Context) (*pooledConn, error) {
 		pc.timer.Stop()
 		pc.timer = nil
 		p.mu.Unlock()
-		if pc.conn.Probe(ctx) {
+		if p.probe.revive(ctx, pc) {
 			return pc, nil
 		}
 		p.discard(pc)
@@ -94,18 +117,15 @@ func (p *routePool) get(ctx context.Context) (*pooledConn, error) {
 }
 
 // put hands a connection back after a message. reusable is false after a
-// connection-level failure (the Conn is unusable then).
+// connection-level failure (the Conn is unusable then). No RSET: Send
+// leaves the session ready for the next transaction (smtpproto.Conn.Ready).
 func (p *routePool) put(pc *pooledConn, reusable bool) {
 	pc.uses++
 	if !reusable || pc.uses >= p.maxUses {
 		p.discard(pc)
 		return
 	}
-	// RSET between messages so the next transaction starts clean.
-	if err := pc.conn.Reset(); err != nil {
-		p.discard(pc)
-		return
-	}
+	pc.idleSince = p.probe.now()
 	p.mu.Lock()
 	if p.retired {
 		p.mu.Unlock()

@@ -218,13 +218,14 @@ func TestIdleConnectionClosed(t *testing.T) {
 	})
 }
 
-// TestProbeBeforeReuse: an idle pooled connection is probed before its next
-// message (NOOP, or RSET with userset; noop.strict decides what counts as
-// alive). A dead one is dropped and the message goes over a new connection
-// in the same attempt (docs/configuration.md "Every key" userset/noop.strict).
+// TestProbeBeforeReuse: a pooled connection idle for ProbeAfterIdle is
+// probed before its next message (NOOP, or RSET with userset; noop.strict
+// decides what counts as alive). A dead one is dropped and the message goes
+// over a new connection in the same attempt (docs/configuration.md "Every
+// key" userset/noop.strict).
 func TestProbeBeforeReuse(t *testing.T) {
 	tx := []string{"MAIL", "RCPT", "DATA"}
-	first := append(append([]string{"EHLO"}, tx...), "RSET")
+	first := append([]string{"EHLO"}, tx...)
 	cases := []struct {
 		name    string
 		noop    string
@@ -253,6 +254,7 @@ func TestProbeBeforeReuse(t *testing.T) {
 			a := h.enqueue(t, "sender@client.test", "ok-a@fake.test")
 			h.start()
 			h.settled(t, a, 1)
+			h.clock.Advance(DefaultProbeAfterIdle)
 			b := h.enqueue(t, "sender@client.test", "ok-b@fake.test")
 			h.engine.kick()
 			m := h.settled(t, b, 1)
@@ -272,14 +274,57 @@ func TestProbeBeforeReuse(t *testing.T) {
 				t.Fatalf("server saw %d connections, want %d: %v", len(got), len(tc.want), got)
 			}
 			for n, want := range tc.want {
-				// Afterwards only the RSET that returns a connection to the
-				// pool and the QUIT that closes it may follow.
+				// Afterwards only the QUIT that closes it may follow.
 				g := got[n]
-				tailOK := len(g) >= len(want) && !slices.ContainsFunc(g[len(want):], func(v string) bool { return v != "RSET" && v != "QUIT" })
+				tailOK := len(g) >= len(want) && !slices.ContainsFunc(g[len(want):], func(v string) bool { return v != "QUIT" })
 				if !tailOK || !slices.Equal(g[:len(want)], want) {
 					t.Errorf("connection %d: commands %v, want %v", n, g, want)
 				}
 			}
 		})
+	}
+}
+
+// TestNoProbeBetweenTransactions: a connection reused right after a
+// transaction carries the next MAIL at once, with no RSET after the message
+// and no NOOP before the next (RFC 5321 §4.1.1.4: the reply to the end of
+// data ends the transaction); once it sat idle for ProbeAfterIdle, the
+// next message is preceded by the NOOP probe.
+func TestNoProbeBetweenTransactions(t *testing.T) {
+	srv := newFakeServer(t)
+	h := newHarness(t, []Route{testRoute("fake", srv.port())}, func(o *Options) {
+		o.Workers, o.PerRouteConnections = 1, 1
+	})
+	var ids []queue.ID
+	for i := range 3 {
+		ids = append(ids, h.enqueue(t, "sender@client.test", fmt.Sprintf("ok-%d@fake.test", i)))
+	}
+	h.start()
+	for _, id := range ids {
+		h.settled(t, id, 1)
+	}
+	h.clock.Advance(DefaultProbeAfterIdle)
+	h.settled(t, h.enqueue(t, "sender@client.test", "ok-idle@fake.test"), 1)
+
+	tx := []string{"MAIL", "RCPT", "DATA"}
+	want := []string{"EHLO"}
+	for range 3 {
+		want = append(want, tx...)
+	}
+	want = append(append(want, "NOOP"), tx...)
+	srv.mu.Lock()
+	var got []string
+	for _, c := range srv.commands {
+		var n int
+		var verb string
+		fmt.Sscanf(c, "%d %s", &n, &verb)
+		if n != 1 {
+			t.Errorf("command on connection %d (%s): every message should reuse the first", n, c)
+		}
+		got = append(got, verb)
+	}
+	srv.mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Fatalf("commands %v,\nwant %v", got, want)
 	}
 }

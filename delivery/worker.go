@@ -138,11 +138,18 @@ func (e *Engine) start(ctx context.Context, l queue.Lease) {
 	}
 }
 
-// runPart is a worker: it delivers one part and hands back its slot.
+// runPart is a worker: it delivers one part, hands back its worker and
+// route slot, then records the outcome. The slot goes back first so that
+// the connection (already back in its pool) carries the next message
+// while this outcome waits for its commit: outcomes of many parts then
+// share one fsync (queue's group commit) instead of each holding a
+// connection idle through its own. The outcome is still durable before
+// RecordAttempts returns; until then the lease stays recorded as an
+// interrupted attempt, and Run's shutdown waits for it (Engine.runs).
 func (e *Engine) runPart(ctx context.Context, p *part) {
 	res := e.deliver(ctx, p)
-	p.run.finishPart(e, p, res)
 	e.partFinished(ctx, p)
+	p.run.finishPart(e, p, res)
 }
 
 // finishPart stores a part's result; the last one records the lease.

@@ -175,6 +175,10 @@ type Lease struct {
 	Recipients   []string // the recipients due now and leased; others stay as they are
 	AttemptIndex int
 	Token        uint64 // identifies this lease; RecordOutcome checks it
+	// MarkDelayWarned, set by the caller before RecordOutcome or
+	// RecordAttempts, makes that same transaction do what SetDelayWarned
+	// does: one commit fewer when a delay warning went out with the attempt.
+	MarkDelayWarned bool
 }
 
 // Filter selects messages for List. Zero fields match everything.
@@ -227,6 +231,10 @@ type Options struct {
 	// OnPurged is called, after the commit, for each done message Purge
 	// removed (the end of its story in the log). May be nil.
 	OnPurged func(id ID)
+	// OnCommit is called after each fsync'd write transaction with the
+	// number of write requests (enqueues, leases, outcomes, ...) it
+	// carried: how well group commit groups. It must not block. May be nil.
+	OnCommit func(requests int)
 }
 
 // RebuildProgress reports an index rebuild at Open.

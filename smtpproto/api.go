@@ -72,6 +72,7 @@ type Result struct {
 //	    // ValidUnsent, Invalid), or a connection-level error. After a
 //	    // connection-level error the Conn is unusable.
 //	func (c *Conn) Probe(ctx context.Context) bool // liveness per userset/noop.strict
+//	func (c *Conn) Ready() bool                    // no round trip: open, nothing unread (reuse right after Send)
 //	func (c *Conn) Reset() error                   // RSET between messages
 //	func (c *Conn) Close() error                   // QUIT per quitwait, then close
 //	func (c *Conn) RemoteAddr() string             // "host:port" actually connected

@@ -95,8 +95,16 @@ func TestReplyBeforeEndOfData(t *testing.T) {
 // TestLeftoverReplyFailsProbe: a reply that is not the answer to anything
 // (an extra line after the end-of-data reply, or one sent while the
 // connection was idle) makes the pool's probe fail instead of being taken
-// as the NOOP's answer, so the next message cannot record a stale reply.
+// as the NOOP's answer, so the next message cannot record a stale reply;
+// the no-round-trip check before a quick reuse (Ready) fails on it too.
 func TestLeftoverReplyFailsProbe(t *testing.T) {
+	checks := []struct {
+		name  string
+		alive func(c *Conn) bool
+	}{
+		{"Probe", func(c *Conn) bool { return c.Probe(context.Background()) }},
+		{"Ready", func(c *Conn) bool { return c.Ready() }},
+	}
 	cases := []struct {
 		name string
 		tail func(gate chan struct{}) []step
@@ -110,28 +118,33 @@ func TestLeftoverReplyFailsProbe(t *testing.T) {
 		}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			gate := make(chan struct{})
-			script := append([]step{
-				{Expect: "EHLO client.test", Reply: ehloReply("8BITMIME")},
-				{Expect: "MAIL FROM:<a@x>", Reply: "250 ok"},
-				{Expect: "RCPT TO:<b@y>", Reply: "250 ok"},
-				{Expect: "DATA", Reply: "354 go"},
-			}, tc.tail(gate)...)
-			fs := startFake(t, "220 fake", script...)
-			c, err := dialFake(t, fs, fs.settings())
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := c.Send(context.Background(), env1("a@x", "b@y"), strings.NewReader("hello\r\n"))
-			if err != nil || !res.Recipients[0].Delivered {
-				t.Fatalf("Send = %v, delivered %v; the 250 to the dot delivers", err, res.Recipients[0].Delivered)
-			}
-			<-gate
-			if c.Probe(context.Background()) {
-				t.Error("Probe passed on a connection with a reply out of turn")
-			}
-			fs.finish(c)
-		})
+		for _, check := range checks {
+			t.Run(tc.name+"/"+check.name, func(t *testing.T) {
+				gate := make(chan struct{})
+				script := append([]step{
+					{Expect: "EHLO client.test", Reply: ehloReply("8BITMIME")},
+					{Expect: "MAIL FROM:<a@x>", Reply: "250 ok"},
+					{Expect: "RCPT TO:<b@y>", Reply: "250 ok"},
+					{Expect: "DATA", Reply: "354 go"},
+				}, tc.tail(gate)...)
+				fs := startFake(t, "220 fake", script...)
+				c, err := dialFake(t, fs, fs.settings())
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := c.Send(context.Background(), env1("a@x", "b@y"), strings.NewReader("hello\r\n"))
+				if err != nil || !res.Recipients[0].Delivered {
+					t.Fatalf("Send = %v, delivered %v; the 250 to the dot delivers", err, res.Recipients[0].Delivered)
+				}
+				<-gate
+				if check.alive(c) {
+					t.Errorf("%s passed on a connection with a reply out of turn", check.name)
+				}
+				if !c.broken {
+					t.Error("the connection with a reply out of turn was not closed")
+				}
+				fs.finish(c)
+			})
+		}
 	}
 }

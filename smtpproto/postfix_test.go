@@ -317,8 +317,17 @@ func TestPostfixCyrusSASL(t *testing.T) {
 		if len(m.orcpts) != 1 || !strings.EqualFold(m.orcpts[0], "rfc822;bob+tag@dst.test") || m.notifies[0] != "FAILURE" {
 			t.Errorf("relayed ORCPT %q NOTIFY %q, want rfc822;bob+tag@dst.test and FAILURE", m.orcpts, m.notifies)
 		}
-		if log := pf.maillog(); !strings.Contains(log, "orig_to=<bob+tag@dst.test>") && !strings.Contains(log, "to=<bob+tag@dst.test>") {
-			t.Errorf("Postfix did not log the recipient:\n%s", log)
+		// Postfix logs the delivery once the sink's reply is back, which
+		// may be just after the sink has the message: wait for the line.
+		logged := func(log string) bool {
+			return strings.Contains(log, "orig_to=<bob+tag@dst.test>") || strings.Contains(log, "to=<bob+tag@dst.test>")
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for !logged(pf.maillog()) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if log := pf.maillog(); !logged(log) {
+			t.Errorf("Postfix did not log the recipient within 30s:\n%s", log)
 		}
 	})
 

@@ -454,6 +454,27 @@ func (c *Conn) Probe(ctx context.Context) bool {
 	return alive
 }
 
+// Ready reports, without a round trip, whether a pooled connection can
+// carry the next transaction now: it is open and the server has sent
+// nothing since its last reply (a 421 or a close while idle shows as
+// pending input, and the connection is closed). Send leaves a session
+// ready for the next MAIL: the reply to the end of data ends the
+// transaction (RFC 5321 §4.1.1.4) and a failed transaction Send has
+// already reset with RSET (§4.1.1.5). So a connection used a moment ago
+// needs neither RSET nor a probe; one that sat idle gets Probe, as the
+// server or a middlebox may have dropped it silently.
+func (c *Conn) Ready() bool {
+	if c.broken || c.nc == nil {
+		return false
+	}
+	if c.pendingInput() {
+		c.tr.note("the server sent a reply out of turn while idle; closing the connection")
+		c.drop()
+		return false
+	}
+	return true
+}
+
 // Reset sends RSET between messages; anything but 250 leaves the
 // connection unusable.
 func (c *Conn) Reset() error {

@@ -124,7 +124,12 @@ func (c *Conn) transaction(st *txState, mail, from string, rcptCmds []string, id
 	res := st.res
 	pipelined := c.ext.has("PIPELINING")
 	useBDAT := c.s.ChunkSize > 0 && c.ext.has("CHUNKING")
-	dataInFlight := pipelined && c.s.SendPartial && !useBDAT
+	// DATA joins the flight (RFC 2920 §3.1) when no refused recipient can
+	// make it wrong: with sendpartial, or with a single recipient. With
+	// sendpartial off and several recipients, one refusal means RSET and a
+	// new transaction for the others, which a 354 already received would
+	// not allow; then DATA waits for the RCPT replies.
+	dataInFlight := pipelined && !useBDAT && (c.s.SendPartial || len(idx) == 1)
 
 	if err := c.write(mail); err != nil {
 		return nil, false, err

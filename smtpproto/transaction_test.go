@@ -354,18 +354,23 @@ func TestPipelining(t *testing.T) {
 		name        string
 		sendpartial bool
 		flight      string
+		rcpts       []string
 	}{
-		{"MAIL and RCPTs in one flight, DATA after the replies (sendpartial off)", false, "MAIL FROM:<a@x>\r\nRCPT TO:<A@y>\r\nRCPT TO:<B@y>\r\n"},
-		{"DATA joins the flight with sendpartial", true, "MAIL FROM:<a@x>\r\nRCPT TO:<A@y>\r\nRCPT TO:<B@y>\r\nDATA\r\n"},
+		{"MAIL and RCPTs in one flight, DATA after the replies (sendpartial off)", false, "MAIL FROM:<a@x>\r\nRCPT TO:<A@y>\r\nRCPT TO:<B@y>\r\n", []string{"A@y", "B@y"}},
+		{"DATA joins the flight with sendpartial", true, "MAIL FROM:<a@x>\r\nRCPT TO:<A@y>\r\nRCPT TO:<B@y>\r\nDATA\r\n", []string{"A@y", "B@y"}},
+		{"DATA joins the flight for a single recipient (sendpartial off)", false, "MAIL FROM:<a@x>\r\nRCPT TO:<A@y>\r\nDATA\r\n", []string{"A@y"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			script := []step{{Expect: "EHLO client.test", Reply: ehloReply("PIPELINING")},
-				{Expect: "MAIL FROM:<a@x>"}, {Expect: "RCPT TO:<A@y>"}, {Expect: "RCPT TO:<B@y>"}}
-			if tc.sendpartial {
-				script = append(script, step{Expect: "DATA", Reply: "250 ok\n250 ok\n250 ok\n354 go"})
+			script := []step{{Expect: "EHLO client.test", Reply: ehloReply("PIPELINING")}, {Expect: "MAIL FROM:<a@x>"}}
+			for _, r := range tc.rcpts {
+				script = append(script, step{Expect: "RCPT TO:<" + r + ">"})
+			}
+			replies := strings.Repeat("250 ok\n", len(tc.rcpts)) + "250 ok"
+			if strings.HasSuffix(tc.flight, "DATA\r\n") {
+				script = append(script, step{Expect: "DATA", Reply: replies + "\n354 go"})
 			} else {
-				script[3].Reply = "250 ok\n250 ok\n250 ok"
+				script[len(script)-1].Reply = replies
 				script = append(script, step{Expect: "DATA", Reply: "354 go"})
 			}
 			script = append(script, step{Data: true, Reply: "250 queued"})
@@ -375,8 +380,8 @@ func TestPipelining(t *testing.T) {
 			// The fake server answers only after the whole flight: a
 			// client that waited for each reply would time out.
 			s.Timeout = intp(2000)
-			res, err, _ := sendFake(t, fs, s, env1("a@x", "A@y", "B@y"), "x\n")
-			if err != nil || !res.Recipients[1].Delivered {
+			res, err, _ := sendFake(t, fs, s, env1("a@x", tc.rcpts...), "x\n")
+			if err != nil || !res.Recipients[len(tc.rcpts)-1].Delivered {
 				t.Fatalf("err = %v", err)
 			}
 			if raw := fs.rawBytes(); !strings.Contains(raw, tc.flight) {

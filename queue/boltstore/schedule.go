@@ -198,6 +198,12 @@ func (s *Store) RecordAttempts(l Lease, attempts []Attempt, outcomes []Outcome) 
 		if r.status() == StatusDone {
 			r.Finished = now
 		}
+		if l.MarkDelayWarned && !r.DelayWarned {
+			r.DelayWarned = true
+			if err := s.journal(tx, d, Change{Kind: ChangeDelayWarned, Time: now, Message: r.public()}); err != nil {
+				return err
+			}
+		}
 		if err := save(tx, r, d); err != nil {
 			return err
 		}

@@ -78,6 +78,9 @@ func (s *Store) commit(batch []*writeReq) {
 		return persistCounts(tx, ds...)
 	})
 	if err == nil {
+		if s.opts.OnCommit != nil {
+			s.opts.OnCommit(len(batch))
+		}
 		for _, r := range batch {
 			s.apply(&r.d)
 			r.done <- nil
