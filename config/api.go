@@ -24,6 +24,9 @@ type Config struct {
 	LogLevel       string   `toml:"log_level"`  // debug, info, warn, error; default info
 	LogFormat      string   `toml:"log_format"` // json (default) or console
 
+	// Queue says where the queue lives: bbolt in data_dir, or PostgreSQL
+	// shared by several nodes (queue.go).
+	Queue      Queue        `toml:"queue"`
 	Control    Control      `toml:"control"`
 	Maildrop   Maildrop     `toml:"maildrop"`
 	Delivery   Delivery     `toml:"delivery"`

@@ -237,5 +237,8 @@ func (c *Config) Warnings() []string {
 			out = append(out, where+`: key "allow8bitmime" = true has no effect: mailq never rewrites a message body; an 8-bit body goes with BODY=8BITMIME when the server offers it, and unchanged otherwise`)
 		}
 	}
+	if c.Queue.DSN != "" && strings.Contains(strings.ToLower(c.Queue.DSN), "password") {
+		out = append(out, `[queue]: key "dsn" holds the database password in the configuration file; prefer "dsn_file" (mode 0600) or "dsn_env"`)
+	}
 	return out
 }

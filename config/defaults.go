@@ -54,6 +54,7 @@ func Default() *Config {
 		ShutdownGrace:  D(30 * time.Second),
 		LogLevel:       "info",
 		LogFormat:      "json",
+		Queue:          DefaultQueue(),
 		Control: Control{
 			Socket:      "./mailq-data/control.sock",
 			SocketGroup: "mailq",

@@ -44,6 +44,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	}
 	sections := map[string]reflect.Type{
 		"(top level)":    configType,
+		"[queue]":        reflect.TypeOf(Queue{}),
 		"[control]":      reflect.TypeOf(Control{}),
 		"[maildrop]":     reflect.TypeOf(Maildrop{}),
 		"[delivery]":     reflect.TypeOf(Delivery{}),

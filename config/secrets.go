@@ -19,5 +19,10 @@ func (c *Config) CheckSecrets() []error {
 			errs = append(errs, fmt.Errorf("config: %w", err))
 		}
 	}
+	if c.Queue.Postgres() {
+		if _, err := c.Queue.ReadDSN(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errs
 }

@@ -49,6 +49,9 @@ func (c *Config) String() string {
 		}
 		shown.Webhooks[i] = w
 	}
+	if shown.Queue.DSN != "" {
+		shown.Queue.DSN = Masked
+	}
 	source := "embedded defaults"
 	if c.Path != "" {
 		source = c.Path + " over the embedded defaults"

@@ -78,6 +78,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateRoutes()...)
 	errs = append(errs, c.validateMX()...)
 	errs = append(errs, c.validateWebhooks()...)
+	errs = append(errs, c.validateQueue()...)
 	return errors.Join(errs...)
 }
 

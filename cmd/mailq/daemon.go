@@ -33,13 +33,21 @@ func runDaemon(cfg *config.Config, log zerolog.Logger) error {
 	if err := makeDataDir(cfg.DataDir, log); err != nil {
 		return err
 	}
+	if cfg.Queue.Postgres() {
+		lock, err := lockNode(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
+	}
 	dbPath := filepath.Join(cfg.DataDir, "queue.db")
 	store, stopped, err := openStore(dbPath, cfg, signals, log)
 	if err != nil || stopped {
 		return withThisCommand(err)
 	}
-	// The store's file lock makes this process the spool's only daemon, so
-	// a control socket nobody answers on is safe to remove.
+	// The store's file lock (bbolt) or node.lock (PostgreSQL) makes this
+	// process the node's only daemon, so a control socket nobody answers on
+	// is safe to remove.
 	if err := removeStaleSocket(cfg.Control.Socket); err != nil {
 		store.Close()
 		return err
@@ -54,7 +62,7 @@ func runDaemon(cfg *config.Config, log zerolog.Logger) error {
 		return err
 	}
 
-	log.Info().Str("queue", dbPath).Msg("ready")
+	log.Info().Str("queue", describeQueue(cfg, store)).Msg("ready")
 	notify(log, daemon.SdNotifyReady)
 
 	var watchdog <-chan time.Time
@@ -132,6 +140,9 @@ func restartOnlyChanges(old, next *config.Config) []string {
 	var keys []string
 	if old.DataDir != next.DataDir {
 		keys = append(keys, "data_dir")
+	}
+	if old.Queue != next.Queue {
+		keys = append(keys, "queue")
 	}
 	if old.Control != next.Control {
 		keys = append(keys, "control")

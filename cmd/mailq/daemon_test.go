@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mailq/queue/pgstore/pgtest"
 )
 
 var (
@@ -26,7 +28,7 @@ var (
 
 // TestMain removes the binary built by buildMailq.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Run(m) // stops the PostgreSQL server the multi-node tests started
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}

@@ -110,6 +110,9 @@ func runWith(args []string, stdout, stderr io.Writer, interactive func() bool) i
 		for _, w := range cfg.Warnings() {
 			fmt.Fprintf(stderr, "mailq: warning: %s\n", w)
 		}
+		if cfg.Queue.Postgres() {
+			return checkPostgres(cfg, stdout, stderr) // openpg.go
+		}
 		return 0
 	}
 

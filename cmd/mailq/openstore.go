@@ -29,6 +29,9 @@ const startExtension = 30 * time.Second
 // is atomic, so stopping mid-rebuild loses nothing and the next start
 // begins the rebuild again.
 func openStore(path string, cfg *config.Config, signals <-chan os.Signal, log zerolog.Logger) (store queue.Store, stopped bool, err error) {
+	if cfg.Queue.Postgres() {
+		return openPostgres(cfg, signals, log)
+	}
 	var lastLog time.Time
 	opts := queue.Options{
 		Retention: cfg.Retention.Duration,
@@ -56,14 +59,22 @@ func openStore(path string, cfg *config.Config, signals <-chan os.Signal, log ze
 			}
 		},
 	}
+	log.Debug().Str("queue", path).Msg("opening the queue")
+	return openWatching(signals, log, func() (queue.Store, error) {
+		return boltstore.Open(path, storeJournal(opts)) // events (events.go)
+	})
+}
+
+// openWatching runs open in the background and returns its result, or
+// stopped when SIGTERM or SIGINT comes first.
+func openWatching(signals <-chan os.Signal, log zerolog.Logger, open func() (queue.Store, error)) (queue.Store, bool, error) {
 	type opened struct {
 		store queue.Store
 		err   error
 	}
 	done := make(chan opened, 1)
-	log.Debug().Str("queue", path).Msg("opening the queue")
 	go func() {
-		s, err := boltstore.Open(path, storeJournal(opts)) // events (events.go)
+		s, err := open()
 		done <- opened{s, err}
 	}()
 	for {

@@ -22,8 +22,9 @@ import (
 // storeCommands are dispatched on the first argument before the daemon's
 // own flags are parsed.
 var storeCommands = map[string]func(args []string, stdout, stderr io.Writer) int{
-	"check-store": runCheckStore,
-	"salvage":     runSalvage,
+	"check-store":   runCheckStore,
+	"salvage":       runSalvage,
+	"migrate-queue": runMigrateQueue, // migrate.go
 }
 
 func runCheckStore(args []string, stdout, stderr io.Writer) int {
@@ -48,6 +49,11 @@ func runCheckStore(args []string, stdout, stderr io.Writer) int {
 		cfg, err := config.Load(config.Find(*configPath))
 		if err != nil {
 			fmt.Fprintf(stderr, "mailq check-store: invalid configuration (or give --data-dir):\n%v\n", err)
+			return 1
+		}
+		if cfg.Queue.Postgres() {
+			fmt.Fprintf(stderr, "mailq check-store: checks a bbolt queue file, and this configuration's queue is in PostgreSQL ([queue] backend = \"postgres\"); "+
+				"check-store needs the bbolt backend (give --data-dir to check an old queue.db); check the database with PostgreSQL's own tools\n")
 			return 1
 		}
 		dir = cfg.DataDir

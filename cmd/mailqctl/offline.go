@@ -32,6 +32,11 @@ func (a *app) readClient(ctx context.Context) (c *control.Client, done func(), e
 	if cerr != nil {
 		return nil, nil, pingErr
 	}
+	if cfg.Queue.Postgres() {
+		// No local file to fall back on: the queue is in the database, and
+		// every node's socket answers for all of it.
+		return nil, nil, fmt.Errorf("%w; the queue is in PostgreSQL ([queue] backend = \"postgres\"): ask a running node (--socket), or start this one", pingErr)
+	}
 	path := filepath.Join(cfg.DataDir, "queue.db")
 	if _, serr := os.Stat(path); serr != nil {
 		return nil, nil, fmt.Errorf("%w; and no queue file to read at %s: %v", pingErr, path, serr)
