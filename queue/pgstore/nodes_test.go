@@ -122,6 +122,7 @@ func TestExpiredLeaseIsTakenOverAndTheLateOutcomeIsRefused(t *testing.T) {
 	if ls, err := b.Lease(time.Now(), 1); err != nil || len(ls) != 0 {
 		t.Fatalf("node b leased a message node a holds: %v, %v", ls, err)
 	}
+	pgstore.PauseRenewal(a) // node a hangs: its leases are no longer renewed
 	// Wait for the database to say the lease has expired, then for node b
 	// to see it due (NextDue) — no sleeping on the test's own clock.
 	deadline := time.Now().Add(30 * time.Second)
@@ -241,4 +242,47 @@ func TestOpenRefusesANewerSchema(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "version 999, newer") {
 		t.Fatalf("Open on a newer schema: %v", err)
 	}
+}
+
+// A live node's lease does not run out, however long its delivery takes:
+// the node renews it every LeaseTime/3, so another node never takes over a
+// message still being delivered (a lease expires only when its node stops).
+func TestLiveNodeKeepsItsLeasePastLeaseTime(t *testing.T) {
+	dsn := migratedDatabase(t)
+	const lease = time.Second
+	a := openNode(t, dsn, "a", queue.Options{}, lease)
+	defer a.Close()
+	b := openNode(t, dsn, "b", queue.Options{}, lease)
+	defer b.Close()
+	if _, err := a.Enqueue(envelope("r@example.org"), strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	la, err := a.Lease(time.Now(), 1)
+	if err != nil || len(la) != 1 {
+		t.Fatalf("node a lease: %v, %v", la, err)
+	}
+	for end := time.Now().Add(4 * lease); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if lb, err := b.Lease(time.Now(), 1); err != nil || len(lb) != 0 {
+			t.Fatalf("node b leased a message node a (alive) still holds: %v, %v", lb, err)
+		}
+	}
+	if err := a.RecordOutcome(la[0], queue.Attempt{Route: "a"}, []queue.Outcome{{Recipient: "r@example.org", Decision: queue.DecideDelivered}}); err != nil {
+		t.Fatalf("node a's outcome after 4 lease times: %v", err)
+	}
+}
+
+// Two running processes with one node name are refused: the second would
+// take back the first one's live leases at start.
+func TestNodeNameInUseIsRefused(t *testing.T) {
+	defer pgstore.SetNodeLockWait(500 * time.Millisecond)()
+	dsn := migratedDatabase(t)
+	a := openNode(t, dsn, "a", queue.Options{}, time.Hour)
+	_, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Node: "a"})
+	if err == nil || !strings.Contains(err.Error(), "in use by another running mailq") {
+		t.Fatalf("second Open with node name a: %v, want refused as in use", err)
+	}
+	a.Close()
+	// Once the first has stopped, the name is free again.
+	a = openNode(t, dsn, "a", queue.Options{}, time.Hour)
+	a.Close()
 }

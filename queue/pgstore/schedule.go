@@ -227,8 +227,15 @@ func (s *Store) RecordAttempts(l queue.Lease, attempts []queue.Attempt, outcomes
 			r.Finished = now
 		}
 		b := &pgx.Batch{}
+		warned := l.MarkDelayWarned && !r.DelayWarned
+		if warned {
+			r.DelayWarned = true
+		}
 		if err := s.save(b, r); err != nil {
 			return err
+		}
+		if warned {
+			s.journal(b, d, queue.Change{Kind: queue.ChangeDelayWarned, Time: now, Message: r.public()})
 		}
 		c := queue.Change{Kind: queue.ChangeOutcome, Time: now, Message: r.public(), Attempts: done, Outcomes: outcomes}
 		suppressFromOutcomes(b, r, c, now)

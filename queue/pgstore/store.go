@@ -48,6 +48,12 @@ type Store struct {
 	events  eventSignal
 	counter *counter
 
+	// nodeLock is a session of its own holding the advisory lock on the
+	// node name for as long as the store is open (lockNode).
+	nodeLock *pgx.Conn
+	// renewalPaused stops renewLeases, as a hung process would (tests).
+	renewalPaused atomic.Bool
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -114,6 +120,15 @@ func Open(ctx context.Context, dsn string, opts Options) (_ *Store, err error) {
 	}
 	s := &Store{pool: pool, opts: opts, version: version, changed: make(chan struct{}, 1), counter: cnt}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if s.nodeLock, err = lockNode(ctx, cfg.ConnConfig, opts.Node); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.nodeLock.Close(context.Background())
+		}
+	}()
 	if err := s.recoverOwnLeases(ctx); err != nil {
 		s.cancel()
 		return nil, err
@@ -123,8 +138,9 @@ func Open(ctx context.Context, dsn string, opts Options) (_ *Store, err error) {
 		return nil, fmt.Errorf("pgstore: drop unfinished bodies: %w", err)
 	}
 	s.writer = startWriter(s)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.listen()
+	go s.renewLeases()
 	return s, nil
 }
 
@@ -143,6 +159,7 @@ func (s *Store) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	s.pool.Close()
+	s.nodeLock.Close(context.Background())
 	return nil
 }
 

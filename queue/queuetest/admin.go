@@ -137,6 +137,28 @@ func testSetDelayWarned(t *testing.T, be Backend) {
 	}
 }
 
+// testDelayWarnedWithOutcome: a lease marked MarkDelayWarned sets the flag
+// in the outcome's own transaction, so the warning is not sent twice.
+func testDelayWarnedWithOutcome(t *testing.T, be Backend) {
+	ts := newHarness(t, be)
+	id := ts.mustEnqueue(t, envelope("s@example.com", "a@example.org"), "x")
+	now := ts.clock.Now()
+	ls := ts.mustLease(t, now, 10)
+	if len(ls) != 1 {
+		t.Fatalf("leased %d messages, want 1", len(ls))
+	}
+	l := ls[0]
+	l.MarkDelayWarned = true
+	retry := []queue.Outcome{{Recipient: l.Recipients[0], Decision: queue.DecideRetry, RetryAt: now.Add(time.Hour)}}
+	if err := ts.RecordOutcome(l, queue.Attempt{Time: now}, retry); err != nil {
+		t.Fatal(err)
+	}
+	ts.reopen(t)
+	if !ts.mustGet(t, id).DelayWarned {
+		t.Errorf("DelayWarned not set by the outcome of a lease marked MarkDelayWarned")
+	}
+}
+
 func testPurgeByRetention(t *testing.T, be Backend) {
 	ts := newHarness(t, be)
 	t0 := ts.clock.Now()

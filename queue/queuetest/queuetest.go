@@ -46,6 +46,7 @@ func Run(t *testing.T, be Backend) {
 		{"MakeAllDue", testMakeAllDue},
 		{"BulkActionsReportEachID", testBulkActions},
 		{"SetDelayWarned", testSetDelayWarned},
+		{"DelayWarnedWithOutcome", testDelayWarnedWithOutcome},
 		{"PurgeByRetention", testPurgeByRetention},
 		{"ListFilters", testListFilters},
 		{"ListToMatchesOnlyPendingRecipients", testListToMatchesOnlyPendingRecipients},
