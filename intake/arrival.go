@@ -1,13 +1,12 @@
 package intake
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 
-	"github.com/emersion/go-message/textproto"
 	"github.com/rs/zerolog"
 
+	"mailq/esmtp"
 	"mailq/queue"
 )
 
@@ -34,12 +33,40 @@ func (a *ArrivalReader) Read(p []byte) (int, error) {
 	a.n += int64(n)
 	if !a.done && n > 0 {
 		keep := min(n, maxArrivalHeader-len(a.head))
+		// Look for the header's end only in the new bytes (and the three
+		// before them, where "\r\n\r\n" may start).
+		from := max(len(a.head)-3, 0)
 		a.head = append(a.head, p[:keep]...)
-		if bytes.Contains(a.head, []byte("\r\n\r\n")) || bytes.Contains(a.head, []byte("\n\n")) || len(a.head) >= maxArrivalHeader {
+		if end := headerEnd(a.head[from:], from == 0); end >= 0 {
+			a.head, a.done = a.head[:from+end], true
+		} else if len(a.head) >= maxArrivalHeader {
 			a.done = true
 		}
 	}
 	return n, err
+}
+
+// headerEnd is the length of the header section (through the line end
+// of its last field) in p, or -1 when p does not show the empty line;
+// atStart says p starts the message (which may have no header at all).
+func headerEnd(p []byte, atStart bool) int {
+	if atStart && (bytes.HasPrefix(p, []byte("\n")) || bytes.HasPrefix(p, []byte("\r\n"))) {
+		return 0
+	}
+	for i := bytes.IndexByte(p, '\n'); i >= 0 && i+1 < len(p); {
+		switch {
+		case p[i+1] == '\n':
+			return i + 1
+		case p[i+1] == '\r' && i+2 < len(p) && p[i+2] == '\n':
+			return i + 1
+		}
+		j := bytes.IndexByte(p[i+1:], '\n')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return -1
 }
 
 // Size is the number of bytes read so far: the stored size once the store
@@ -47,13 +74,13 @@ func (a *ArrivalReader) Read(p []byte) (int, error) {
 func (a *ArrivalReader) Size() int64 { return a.n }
 
 // MessageID is the message's Message-ID field as written, "" when it has
-// none or its header does not parse.
+// none.
 func (a *ArrivalReader) MessageID() string {
-	h, err := textproto.ReadHeader(bufio.NewReader(io.MultiReader(bytes.NewReader(a.head), bytes.NewReader([]byte("\r\n\r\n")))))
-	if err != nil {
-		return ""
+	head := a.head
+	if len(head) > 0 && head[len(head)-1] != '\n' {
+		head = append(head[:len(head):len(head)], '\n') // a message that ends inside its header
 	}
-	return h.Get("Message-Id")
+	return esmtp.HeaderField(head, "Message-ID")
 }
 
 // Arrival is what the arrival log line says about a message just stored.
@@ -62,13 +89,22 @@ type Arrival struct {
 	Env    queue.Envelope // Source is the intake path: smtp, control, sendmail, maildrop
 	Client string         // remote address, "uid N" for the control socket, the maildrop file
 	User   string         // the authenticated SMTP user or the local user; "" when none
-	Body   *ArrivalReader
+	// Session is the SMTP session's id, "" for the other intake paths.
+	Session string
+	Body    *ArrivalReader
 }
 
 // LogArrival writes the info line that starts a message's story in the log
 // (docs: every line about one message carries its queue_id).
 func LogArrival(log zerolog.Logger, a Arrival) {
-	log.Info().Str("queue_id", string(a.ID)).Str("source", a.Env.Source).Str("client", a.Client).
+	e := log.Info()
+	if !e.Enabled() {
+		return // nothing to log: spare the Message-ID lookup
+	}
+	if a.Session != "" {
+		e = e.Str("session", a.Session)
+	}
+	e.Str("queue_id", string(a.ID)).Str("source", a.Env.Source).Str("client", a.Client).
 		Str("user", a.User).Str("sender", a.Env.Sender).Int64("size", a.Body.Size()).
 		Int("recipients", len(a.Env.Recipients)).Str("message_id", a.Body.MessageID()).Msg("arrived")
 }
