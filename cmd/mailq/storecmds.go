@@ -24,6 +24,7 @@ import (
 var storeCommands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"check-store": runCheckStore,
 	"salvage":     runSalvage,
+	"read-queue":  runReadQueue, // readqueue.go
 }
 
 func runCheckStore(args []string, stdout, stderr io.Writer) int {
