@@ -1,7 +1,6 @@
 package intake
 
 import (
-	"bytes"
 	"io"
 
 	"github.com/rs/zerolog"
@@ -22,6 +21,8 @@ type ArrivalReader struct {
 	n    int64
 	head []byte
 	done bool // the header's end was seen, or the bound reached
+	// lineLen counts the bytes other than CR since the last LF.
+	lineLen int
 }
 
 // NewArrivalReader wraps the whole message as it is stored (trace header
@@ -32,41 +33,27 @@ func (a *ArrivalReader) Read(p []byte) (int, error) {
 	n, err := a.r.Read(p)
 	a.n += int64(n)
 	if !a.done && n > 0 {
+		// Keep the header only: up to its empty line (RFC 5322 §2.1),
+		// found byte by byte so a line end split between reads counts.
 		keep := min(n, maxArrivalHeader-len(a.head))
-		// Look for the header's end only in the new bytes (and the three
-		// before them, where "\r\n\r\n" may start).
-		from := max(len(a.head)-3, 0)
+	scan:
+		for i, c := range p[:keep] {
+			switch {
+			case c == '\n' && a.lineLen == 0:
+				keep, a.done = i+1, true
+				break scan
+			case c == '\n':
+				a.lineLen = 0
+			case c != '\r':
+				a.lineLen++
+			}
+		}
 		a.head = append(a.head, p[:keep]...)
-		if end := headerEnd(a.head[from:], from == 0); end >= 0 {
-			a.head, a.done = a.head[:from+end], true
-		} else if len(a.head) >= maxArrivalHeader {
+		if len(a.head) >= maxArrivalHeader {
 			a.done = true
 		}
 	}
 	return n, err
-}
-
-// headerEnd is the length of the header section (through the line end
-// of its last field) in p, or -1 when p does not show the empty line;
-// atStart says p starts the message (which may have no header at all).
-func headerEnd(p []byte, atStart bool) int {
-	if atStart && (bytes.HasPrefix(p, []byte("\n")) || bytes.HasPrefix(p, []byte("\r\n"))) {
-		return 0
-	}
-	for i := bytes.IndexByte(p, '\n'); i >= 0 && i+1 < len(p); {
-		switch {
-		case p[i+1] == '\n':
-			return i + 1
-		case p[i+1] == '\r' && i+2 < len(p) && p[i+2] == '\n':
-			return i + 1
-		}
-		j := bytes.IndexByte(p[i+1:], '\n')
-		if j < 0 {
-			break
-		}
-		i += 1 + j
-	}
-	return -1
 }
 
 // Size is the number of bytes read so far: the stored size once the store
