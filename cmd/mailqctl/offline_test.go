@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,5 +50,19 @@ func TestDaemonBinary(t *testing.T) {
 	}
 	if got, err := daemonBinary(); err != nil || got != sibling {
 		t.Errorf("with a daemon beside mailqctl: %q, %v; want %s", got, err, sibling)
+	}
+}
+
+// TestLinksNoStore: mailqctl (and so sendmail, one process per message)
+// links no store: a stopped queue is read through `mailq read-queue`.
+func TestLinksNoStore(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "go.etcd.io/bbolt") || dep == "mailq/queue/boltstore" {
+			t.Errorf("mailqctl links %s", dep)
+		}
 	}
 }
