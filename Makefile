@@ -17,7 +17,7 @@ DESTDIR    ?=
 
 build:
 	go build -o bin/mailq ./cmd/mailq
-	go build -o bin/mailqctl ./cmd/mailqctl
+	go build -ldflags "-X main.daemonPath=$(LIBEXECDIR)/mailq" -o bin/mailqctl ./cmd/mailqctl
 
 test:
 	go test -race ./...

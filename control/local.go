@@ -6,72 +6,59 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"mailq/queue"
 )
 
-// NewLocalClient answers the control API from a store this process opened
-// itself (boltstore.OpenReadOnly, when the daemon is stopped), over in-memory
-// connections: the commands that read (list, show, cat, stats, summary)
-// work unchanged; those that write fail in the store. There is no peer
-// check: whoever could open the queue file may read it. close stops the
-// in-process server; the caller closes the store.
-func NewLocalClient(store queue.Store) (c *Client, close func()) {
+// ServeConn answers the control API on conn alone, from a store this
+// process opened itself (boltstore.OpenReadOnly, when the daemon is stopped),
+// until the other end closes it: `mailq read-queue` serves mailqctl this
+// way over its standard input and output, so mailqctl links no store. The
+// commands that read (list, show, cat, stats, summary) work unchanged;
+// those that write fail in the store. There is no peer check: whoever
+// could open the queue file may read it.
+func ServeConn(store queue.Store, conn net.Conn) {
 	s := NewServer(ServerOptions{Store: store, Logger: zerolog.Nop()})
-	ln := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	ln := &oneConnListener{conn: make(chan net.Conn, 1), done: make(chan struct{})}
+	ln.conn <- conn
 	self := Peer{PID: int32(os.Getpid()), UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+	closed := make(chan struct{})
+	var once sync.Once
 	srv := &http.Server{
 		Handler:     s.mux,
 		ConnContext: func(ctx context.Context, _ net.Conn) context.Context { return context.WithValue(ctx, peerKey{}, self) },
-	}
-	go srv.Serve(ln)
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			client, server := net.Pipe()
-			select {
-			case ln.conns <- server:
-				return client, nil
-			case <-ln.done:
-				return nil, net.ErrClosed
-			case <-ctx.Done():
-				return nil, ctx.Err()
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateClosed || st == http.StateHijacked {
+				once.Do(func() { close(closed) })
 			}
 		},
-		IdleConnTimeout: 30 * time.Second,
 	}
-	return &Client{socket: "(queue file, read-only)", http: &http.Client{Transport: tr}}, func() {
-		tr.CloseIdleConnections()
-		srv.Close()
-	}
+	go srv.Serve(ln)
+	<-closed
+	srv.Close()
 }
 
-// pipeListener hands the server the far ends of net.Pipe connections.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
+// oneConnListener hands the server one connection, then waits until closed.
+type oneConnListener struct {
+	conn chan net.Conn
+	done chan struct{}
+	once sync.Once
 }
 
-func (l *pipeListener) Accept() (net.Conn, error) {
+func (l *oneConnListener) Accept() (net.Conn, error) {
 	select {
-	case c := <-l.conns:
+	case c := <-l.conn:
 		return c, nil
 	case <-l.done:
 		return nil, net.ErrClosed
 	}
 }
 
-func (l *pipeListener) Close() error {
+func (l *oneConnListener) Close() error {
 	l.once.Do(func() { close(l.done) })
 	return nil
 }
 
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "in-process" }
+func (l *oneConnListener) Addr() net.Addr { return pipeAddr{} }

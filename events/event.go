@@ -5,15 +5,13 @@
 package events
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/textproto"
 	"strconv"
-	"strings"
 	"time"
 
+	"mailq/esmtp"
 	"mailq/queue"
 )
 
@@ -170,9 +168,7 @@ func Encode(se queue.StoredEvent) []byte {
 // MessageIDOf finds the Message-ID field in the head of a message (the
 // queue's Options.MessageIDOf). It reads only the header section.
 func MessageIDOf(head []byte) string {
-	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(head)))
-	h, _ := r.ReadMIMEHeader() // a header cut at the chunk end still yields its complete fields
-	v := strings.TrimSpace(h.Get("Message-Id"))
+	v := esmtp.HeaderField(head, "Message-ID") // a header cut at the chunk end still yields its complete fields
 	if len(v) > 998 {
 		v = v[:998]
 	}

@@ -1,13 +1,11 @@
 package intake
 
 import (
-	"bufio"
-	"bytes"
 	"io"
 
-	"github.com/emersion/go-message/textproto"
 	"github.com/rs/zerolog"
 
+	"mailq/esmtp"
 	"mailq/queue"
 )
 
@@ -23,6 +21,8 @@ type ArrivalReader struct {
 	n    int64
 	head []byte
 	done bool // the header's end was seen, or the bound reached
+	// lineLen counts the bytes other than CR since the last LF.
+	lineLen int
 }
 
 // NewArrivalReader wraps the whole message as it is stored (trace header
@@ -33,9 +33,23 @@ func (a *ArrivalReader) Read(p []byte) (int, error) {
 	n, err := a.r.Read(p)
 	a.n += int64(n)
 	if !a.done && n > 0 {
+		// Keep the header only: up to its empty line (RFC 5322 §2.1),
+		// found byte by byte so a line end split between reads counts.
 		keep := min(n, maxArrivalHeader-len(a.head))
+	scan:
+		for i, c := range p[:keep] {
+			switch {
+			case c == '\n' && a.lineLen == 0:
+				keep, a.done = i+1, true
+				break scan
+			case c == '\n':
+				a.lineLen = 0
+			case c != '\r':
+				a.lineLen++
+			}
+		}
 		a.head = append(a.head, p[:keep]...)
-		if bytes.Contains(a.head, []byte("\r\n\r\n")) || bytes.Contains(a.head, []byte("\n\n")) || len(a.head) >= maxArrivalHeader {
+		if len(a.head) >= maxArrivalHeader {
 			a.done = true
 		}
 	}
@@ -47,13 +61,13 @@ func (a *ArrivalReader) Read(p []byte) (int, error) {
 func (a *ArrivalReader) Size() int64 { return a.n }
 
 // MessageID is the message's Message-ID field as written, "" when it has
-// none or its header does not parse.
+// none.
 func (a *ArrivalReader) MessageID() string {
-	h, err := textproto.ReadHeader(bufio.NewReader(io.MultiReader(bytes.NewReader(a.head), bytes.NewReader([]byte("\r\n\r\n")))))
-	if err != nil {
-		return ""
+	head := a.head
+	if len(head) > 0 && head[len(head)-1] != '\n' {
+		head = append(head[:len(head):len(head)], '\n') // a message that ends inside its header
 	}
-	return h.Get("Message-Id")
+	return esmtp.HeaderField(head, "Message-ID")
 }
 
 // Arrival is what the arrival log line says about a message just stored.
@@ -62,13 +76,22 @@ type Arrival struct {
 	Env    queue.Envelope // Source is the intake path: smtp, control, sendmail, maildrop
 	Client string         // remote address, "uid N" for the control socket, the maildrop file
 	User   string         // the authenticated SMTP user or the local user; "" when none
-	Body   *ArrivalReader
+	// Session is the SMTP session's id, "" for the other intake paths.
+	Session string
+	Body    *ArrivalReader
 }
 
 // LogArrival writes the info line that starts a message's story in the log
 // (docs: every line about one message carries its queue_id).
 func LogArrival(log zerolog.Logger, a Arrival) {
-	log.Info().Str("queue_id", string(a.ID)).Str("source", a.Env.Source).Str("client", a.Client).
+	e := log.Info()
+	if !e.Enabled() {
+		return // nothing to log: spare the Message-ID lookup
+	}
+	if a.Session != "" {
+		e = e.Str("session", a.Session)
+	}
+	e.Str("queue_id", string(a.ID)).Str("source", a.Env.Source).Str("client", a.Client).
 		Str("user", a.User).Str("sender", a.Env.Sender).Int64("size", a.Body.Size()).
 		Int("recipients", len(a.Env.Recipients)).Str("message_id", a.Body.MessageID()).Msg("arrived")
 }

@@ -39,6 +39,14 @@ var (
 		Name: "mailq_tls_policy_total",
 		Help: "Connections of MX routes by TLS policy (none, opportunistic, configured-encrypt, configured-verify, mta-sts-enforce, mta-sts-testing) and result (tls, plaintext, failed, violation).",
 	}, []string{"policy", "result"})
+	// QueueCommits and QueueCommitWrites show the group commit at work:
+	// writes per commit (enqueues share an fsync) is their ratio.
+	QueueCommits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mailq_queue_commits_total", Help: "Durable write transactions (one fsync each) of the queue.",
+	})
+	QueueCommitWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mailq_queue_commit_writes_total", Help: "Writes (enqueues, outcomes, operator actions) carried by those transactions.",
+	})
 	DSNSent = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mailq_dsn_sent_total", Help: "Delivery status notifications queued, by action (failed, delayed, relayed).",
 	}, []string{"action"})
@@ -46,6 +54,6 @@ var (
 
 func init() {
 	Registry.MustRegister(Enqueued, Deliveries, Deferrals, Bounces, StatusClass,
-		AttemptDuration, ConnectionsOpen, MaildropFailed, DSNSent, TLSPolicy,
+		AttemptDuration, ConnectionsOpen, MaildropFailed, DSNSent, TLSPolicy, QueueCommits, QueueCommitWrites,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }

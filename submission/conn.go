@@ -7,10 +7,11 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,23 @@ const maxCommandLine = 2000
 const maxBadCommands = 20
 
 var sessionSeq atomic.Uint64
+
+// sessionPrefix starts every session id: random once per process, so ids
+// do not repeat across restarts, and a counter after it, so a connection
+// costs no random read.
+var sessionPrefix = func() string {
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	return hex.EncodeToString(rnd[:])
+}()
+
+// The buffers of a session are recycled: a client that sends one message
+// per connection (smtp-source, most applications) would otherwise cost a
+// fresh, zeroed 64 KiB reader per message.
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
 
 // conn is one SMTP session. Only its own goroutine touches its fields,
 // except idle and raw, which Serve uses to end it at shutdown.
@@ -55,18 +73,18 @@ type conn struct {
 }
 
 func newConn(l *Listener, nc net.Conn, ip string) *conn {
-	var rnd [4]byte
-	rand.Read(rnd[:])
 	c := &conn{
 		l:   l,
 		raw: nc,
 		nc:  nc,
 		ip:  ip,
-		id:  fmt.Sprintf("%s%d", hex.EncodeToString(rnd[:]), sessionSeq.Add(1)),
+		id:  sessionPrefix + strconv.FormatUint(sessionSeq.Add(1), 10),
 	}
 	c.rd = &deadlineReader{c: nc, closing: &l.closing}
-	c.br = bufio.NewReaderSize(c.rd, 64<<10)
-	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(c.rd)
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.bw.Reset(nc)
 	return c
 }
 
@@ -81,6 +99,7 @@ type deadlineReader struct {
 	idle         time.Duration // > 0 while a message is being transferred
 	transferEnd  time.Time
 	closing      *atomic.Bool
+	set          time.Time // the deadline last given to c
 }
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
@@ -91,7 +110,11 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 			deadline = d.transferEnd
 		}
 	}
-	d.c.SetReadDeadline(deadline)
+	if deadline != d.set {
+		// Commands share one deadline per line: set it once, not per read.
+		d.c.SetReadDeadline(deadline)
+		d.set = deadline
+	}
 	if d.idle == 0 && d.closing.Load() {
 		// Serve may have set a past deadline before ours replaced it.
 		return 0, errShuttingDown
@@ -147,12 +170,20 @@ func (c *conn) close() {
 	c.abortTransaction()
 	c.flush()
 	c.nc.Close()
+	// Nothing reads or writes these after close (a BDAT transfer reads
+	// its pipe, and abortTransaction has waited for it).
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.bw.Reset(nil)
+	writerPool.Put(c.bw)
+	c.br, c.bw = nil, nil
 }
 
 func (c *conn) useTLS(tc *tls.Conn) {
 	c.nc = tc
 	c.tls = true
 	c.rd.c = tc
+	c.rd.set = time.Time{}
 	c.br.Reset(c.rd) // RFC 3207 §4.2: nothing sent before TLS counts after it
 	c.bw.Reset(tc)
 }
@@ -200,17 +231,25 @@ func (c *conn) readFailed(err error) {
 // RFC 3463 enhanced code. Replies wait in the buffer (pipelining): readLine
 // flushes before it waits for input, and 354, 334 and 421 go out at once.
 func (c *conn) reply(code int, enhanced, text string) {
-	lines := strings.Split(text, "\n")
-	for i, line := range lines {
-		sep := " "
-		if i < len(lines)-1 {
-			sep = "-"
+	for {
+		line, rest, more := strings.Cut(text, "\n")
+		var b [4]byte
+		c.bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+		if more {
+			c.bw.WriteByte('-')
+		} else {
+			c.bw.WriteByte(' ')
 		}
 		if enhanced != "" {
-			fmt.Fprintf(c.bw, "%d%s%s %s\r\n", code, sep, enhanced, line)
-		} else {
-			fmt.Fprintf(c.bw, "%d%s%s\r\n", code, sep, line)
+			c.bw.WriteString(enhanced)
+			c.bw.WriteByte(' ')
 		}
+		c.bw.WriteString(line)
+		c.bw.WriteString("\r\n")
+		if !more {
+			break
+		}
+		text = rest
 	}
 	if code == 354 || code == 334 || code == 421 || code == 221 {
 		c.flush()
@@ -227,6 +266,9 @@ func (c *conn) flushIfBlocking() {
 }
 
 func (c *conn) flush() {
+	if c.bw.Buffered() == 0 {
+		return
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.l.opts.Timeout))
 	c.bw.Flush()
 }

@@ -97,11 +97,14 @@ func (c *conn) deliver(body io.Reader) outcome {
 		c.l.opts.Logger.Error().Err(err).Str("session", c.id).Msg("submission: the queue cannot take the message; replied 452")
 		return outcome{code: 452, enhanced: "4.3.1", text: "Cannot store the message now; it was not queued, try again later"}
 	}
-	metrics.Enqueued.WithLabelValues("smtp").Inc()
-	intake.LogArrival(c.l.opts.Logger.With().Str("session", c.id).Logger(),
-		intake.Arrival{ID: id, Env: env, Client: c.ip, User: c.authUser, Body: msg})
+	enqueuedSMTP.Inc()
+	intake.LogArrival(c.l.opts.Logger,
+		intake.Arrival{ID: id, Env: env, Client: c.ip, User: c.authUser, Body: msg, Session: c.id})
 	return outcome{code: 250, enhanced: "2.0.0", text: "Ok: queued as " + string(id)}
 }
+
+// enqueuedSMTP is mailq_enqueued_total{source="smtp"}, looked up once.
+var enqueuedSMTP = metrics.Enqueued.WithLabelValues("smtp")
 
 // readOutcome maps a body read error: limits the client broke get their
 // reply and the session goes on (the rest of the data is read and

@@ -114,7 +114,10 @@ func New(opts Options) (*Listener, error) {
 		}
 		l.creds = c
 	}
-	ln, err := net.Listen("tcp", opts.Listen)
+	// No TCP keep-alive: every read has its own timeout (Options.Timeout),
+	// and the keep-alive options cost three setsockopt calls a connection.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("submission: cannot listen on %s: %w", opts.Listen, err)
 	}

@@ -45,7 +45,13 @@ func startListener(t testing.TB, tweak func(*Options)) *rig {
 // startListenerIn is startListener with the queue file in dir.
 func startListenerIn(t testing.TB, dir string, tweak func(*Options)) *rig {
 	t.Helper()
-	st, err := boltstore.Open(filepath.Join(dir, "queue.db"), queue.Options{})
+	return startListenerStore(t, dir, queue.Options{}, tweak)
+}
+
+// startListenerStore is startListenerIn with the queue's options.
+func startListenerStore(t testing.TB, dir string, qopts queue.Options, tweak func(*Options)) *rig {
+	t.Helper()
+	st, err := boltstore.Open(filepath.Join(dir, "queue.db"), qopts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"mailq/config"
+	"mailq/metrics"
 	"mailq/queue"
 	"mailq/queue/boltstore"
 )
@@ -38,6 +39,10 @@ func openStore(path string, cfg *config.Config, signals <-chan os.Signal, log ze
 		OnDamaged: func(id queue.ID, reason error) {
 			log.Error().Str("queue_id", string(id)).Err(reason).
 				Msg("damaged queue record set aside; inspect it with `mailqctl show`, it was not delivered")
+		},
+		OnCommit: func(writes int) {
+			metrics.QueueCommits.Inc()
+			metrics.QueueCommitWrites.Add(float64(writes))
 		},
 		OnPurged: func(id queue.ID) {
 			log.Info().Str("queue_id", string(id)).Msg("removed: done and past retention")

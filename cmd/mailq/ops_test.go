@@ -488,6 +488,14 @@ func TestMetricsMoveWithDeliveries(t *testing.T) {
 		t.Errorf("mailq_queue_oldest_message_age_seconds = %v with one message deferred since this test began, want (0, 60]", age)
 	}
 
+	// Every write went through a commit: at least the four enqueues, and
+	// never fewer writes than commits.
+	commits := metricValue(after, "mailq_queue_commits_total") - metricValue(before, "mailq_queue_commits_total")
+	writes := metricValue(after, "mailq_queue_commit_writes_total") - metricValue(before, "mailq_queue_commit_writes_total")
+	if commits < 1 || writes < 4 || writes < commits {
+		t.Errorf("mailq_queue_commits_total moved by %v and mailq_queue_commit_writes_total by %v; want commits ≥ 1, writes ≥ 4 and ≥ commits", commits, writes)
+	}
+
 	checkMetricNames(t, after)
 
 	// The deferral, as an operator reads it in the log.

@@ -25,6 +25,7 @@ var storeCommands = map[string]func(args []string, stdout, stderr io.Writer) int
 	"check-store":   runCheckStore,
 	"salvage":       runSalvage,
 	"migrate-queue": runMigrateQueue, // migrate.go
+	"read-queue":    runReadQueue,    // readqueue.go
 }
 
 func runCheckStore(args []string, stdout, stderr io.Writer) int {
