@@ -8,16 +8,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 // damagedStoreFile writes a closed store of n messages (bodies of a few
-// chunks among them) and returns its path.
+// chunks among them) and returns its path. Its layout is the same on every
+// run, so a test that damages chosen bytes damages the same records each
+// time: the messages go in one at a time under a fixed clock, and the file
+// is then copied afresh (compactInPlace), because the store's map freelist
+// hands out pages in Go's random map order.
 func damagedStoreFile(t testing.TB, n int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "data", "queue.db")
-	s, err := Open(path, Options{})
+	at := time.Date(2026, 1, 2, 3, 4, 5, 600000000, time.UTC)
+	s, err := Open(path, Options{Now: func() time.Time { return at }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +36,34 @@ func damagedStoreFile(t testing.TB, n int) string {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	compactInPlace(t, path)
 	return path
+}
+
+// compactInPlace rewrites the bbolt file at path with bolt.Compact, one
+// key per transaction: a commit that touches several buckets allocates
+// their pages in map order, one that touches a single bucket in key order.
+func compactInPlace(t testing.TB, path string) {
+	t.Helper()
+	src, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	tmp := path + ".compact"
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bolt.Compact(dst, src, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func overwrite(t *testing.T, path string, off int64, b []byte) {

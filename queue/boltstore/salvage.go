@@ -42,6 +42,9 @@ const salvageBatch = 500
 // addressInJSON finds recipient addresses in a record too damaged to decode.
 var addressInJSON = regexp.MustCompile(`"address":"([^"\\]{1,320})"`)
 
+// idInJSON finds the id a record names itself by (its first field).
+var idInJSON = regexp.MustCompile(`^\{"id":"([0-9a-f]{16})"`)
+
 // Salvage copies every readable message (record and complete body, with
 // its state and attempts) from the store at from into a new store at to,
 // which must not exist yet.
@@ -62,18 +65,20 @@ func Salvage(from, to string) (*SalvageReport, error) {
 		return nil, fmt.Errorf("salvage: create %s: %w", to, err)
 	}
 	rep := &SalvageReport{}
-	saved := map[ID]bool{}
+	saved := map[ID]bool{} // kept, whether or not its batch is written yet
 	lost := map[ID]Lost{}
 	var batch []salvaged
 	flush := func() error {
 		err := dst.restore(batch, rep.Sequence)
-		for _, m := range batch {
-			saved[m.rec.ID] = true
-		}
 		batch = batch[:0]
 		return err
 	}
 	keep := func(m *salvaged) error {
+		if saved[m.rec.ID] {
+			return nil
+		}
+		saved[m.rec.ID] = true
+		delete(lost, m.rec.ID)
 		if m.rec.ID > formatID(rep.Sequence) {
 			rep.Sequence = sequenceOf(m.rec.ID)
 		}
@@ -88,26 +93,50 @@ func Salvage(from, to string) (*SalvageReport, error) {
 	src, listErr := openDamaged(work)
 	if listErr == nil {
 		defer src.Close()
-		var ids []ID
-		rep.Sequence, ids, listErr = salvageIDs(src)
-		for _, id := range ids {
-			m, l := readSalvage(src, id)
+		var l listing
+		l, listErr = salvageIDs(src)
+		rep.Sequence = l.seq
+		for _, id := range l.ids {
+			m, lm := readSalvage(src, id)
 			switch {
-			case l != nil:
-				lost[id] = *l
+			case lm != nil:
+				lost[id] = *lm
 			case m != nil:
 				if err := keep(m); err != nil {
 					dst.Close()
 					return rep, err
 				}
+			case l.listed[id]:
+				// Listed, yet a lookup does not find it: damage misleads
+				// the search (a key out of order), so the pages are read.
+				lost[id] = Lost{ID: id, Reason: "listed in the store but not found through its tree"}
+			}
+		}
+		// A key damaged into something that is no message id is no lost
+		// message: the message its record names is looked for page by page
+		// (the record is found under the damaged key); a record that names
+		// none is reported as a damaged key, not as an id.
+		for _, k := range l.badKeys {
+			switch {
+			case k.ID == "":
+				general = append(general, k)
+			case !l.listed[k.ID]:
+				if _, ok := lost[k.ID]; !ok {
+					lost[k.ID] = k
+				}
 			}
 		}
 		general = append(general, setAsideLost(src)...)
 	}
-	// Where the tree is broken, page by page for what it no longer reaches.
-	if listErr != nil {
-		general = append(general, Lost{Reason: fmt.Sprintf("the store's tree is damaged (%v); every leaf page was read on its own, "+
-			"so a message deleted or purged before the damage may come back", listErr)})
+	// Where the tree is broken, page by page for what it no longer reaches;
+	// where it is whole but some messages could not be read through it
+	// (a damaged body page, a damaged record), page by page for those.
+	if listErr != nil || len(lost) > 0 {
+		retry := lostSet(lost) // with a whole tree, only these: the others were deleted
+		if listErr != nil {
+			general = append(general, Lost{Reason: fmt.Sprintf("the store's tree is damaged (%v); every leaf page was read on its own, "+
+				"so a message deleted or purged before the damage may come back", listErr)})
+		}
 		lp, err := scanLeaves(work)
 		if err != nil {
 			dst.Close()
@@ -122,7 +151,7 @@ func Salvage(from, to string) (*SalvageReport, error) {
 			ids[id] = true
 		}
 		for _, id := range sortedIDs(ids) {
-			if saved[id] {
+			if saved[id] || listErr == nil && !retry[id] {
 				continue
 			}
 			m, l := lp.message(id)
@@ -132,7 +161,6 @@ func Salvage(from, to string) (*SalvageReport, error) {
 				}
 				continue
 			}
-			delete(lost, id)
 			if err := keep(m); err != nil {
 				dst.Close()
 				return rep, err
@@ -245,10 +273,19 @@ func protect(err *error) func() {
 	}
 }
 
+// listing is what the msgs bucket lists through the tree.
+type listing struct {
+	seq     uint64      // the bucket's id sequence
+	ids     []ID        // the ids to try
+	listed  map[ID]bool // those the bucket itself listed
+	badKeys []Lost      // keys that are no message id, as the message their record names
+}
+
 // salvageIDs lists the ids to try: those the msgs bucket yields before any
 // damage, then, past damage, every id the bucket's sequence has handed out.
-func salvageIDs(db *bolt.DB) (seq uint64, ids []ID, err error) {
-	seen := map[ID]bool{}
+// Keys that are no message id (damage changed them) come back apart.
+func salvageIDs(db *bolt.DB) (l listing, err error) {
+	l.listed = map[ID]bool{}
 	err = func() (err error) {
 		defer protect(&err)()
 		return db.View(func(tx *bolt.Tx) error {
@@ -256,23 +293,41 @@ func salvageIDs(db *bolt.DB) (seq uint64, ids []ID, err error) {
 			if msgs == nil {
 				return errors.New("no msgs bucket")
 			}
-			seq = msgs.Sequence()
-			return msgs.ForEach(func(k, _ []byte) error {
-				ids = append(ids, ID(k))
-				seen[ID(k)] = true
+			l.seq = msgs.Sequence()
+			return msgs.ForEach(func(k, v []byte) error {
+				if !validID(ID(k)) {
+					l.badKeys = append(l.badKeys, damagedKey(k, v))
+					return nil
+				}
+				l.ids = append(l.ids, ID(k))
+				l.listed[ID(k)] = true
 				return nil
 			})
 		})
 	}()
 	if err != nil {
-		for n := uint64(1); n <= seq; n++ {
-			if id := formatID(n); !seen[id] {
-				ids = append(ids, id)
+		for n := uint64(1); n <= l.seq; n++ {
+			if id := formatID(n); !l.listed[id] {
+				l.ids = append(l.ids, id)
 			}
 		}
-		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		sort.Slice(l.ids, func(i, j int) bool { return l.ids[i] < l.ids[j] })
 	}
-	return seq, ids, err
+	return l, err
+}
+
+// damagedKey describes a msgs key that is no message id: as the message
+// its record names, or, when it names none, as the key alone.
+func damagedKey(k, v []byte) Lost {
+	id := namedID(v)
+	if id == "" {
+		return Lost{Reason: fmt.Sprintf("the store holds a record under a damaged key %q that names no message; nothing was copied from it", k)}
+	}
+	l := Lost{ID: id, Reason: fmt.Sprintf("its key in the store is damaged (%q) and its pages could not be read whole", k)}
+	for _, a := range addressInJSON.FindAllSubmatch(v, -1) {
+		l.Recipients = append(l.Recipients, string(a[1]))
+	}
+	return l
 }
 
 // salvaged is one message read whole from the damaged store.
@@ -329,6 +384,15 @@ func readSalvage(db *bolt.DB, id ID) (m *salvaged, lost *Lost) {
 		}
 	}
 	return nil, l
+}
+
+// namedID is the message id a record, damaged or not, names itself by; ""
+// when it names none.
+func namedID(v []byte) ID {
+	if m := idInJSON.FindSubmatch(v); m != nil {
+		return ID(m[1])
+	}
+	return ""
 }
 
 // setAsideLost lists the records an earlier open set aside as damaged.

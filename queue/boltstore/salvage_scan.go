@@ -85,8 +85,14 @@ func (lp *loosePages) add(key, value []byte, valueAt int64) {
 			lp.chunks[id] = map[uint32]chunkLoc{}
 		}
 		lp.chunks[id][binary.BigEndian.Uint32(key[idLen:])] = chunkLoc{valueAt, int64(len(value))}
-	case len(key) == idLen && validID(ID(key)) && len(value) > 0 && value[0] == '{':
+	case len(key) == idLen && len(value) > 0 && value[0] == '{':
 		id := ID(key)
+		if !validID(id) {
+			// A key damage made into no id: the record's own id says whose.
+			if id = namedID(value); id == "" {
+				return
+			}
+		}
 		r, err := decodeRecord(id, value)
 		if err != nil {
 			// Only what still names itself as this message's record: other
