@@ -39,6 +39,7 @@ func main() {
 	msgSize := flag.Int("size", 4096, "message size in bytes")
 	holdN := flag.Int("hold", 10000, "ids given to hold (and then release) on standard input")
 	drain := flag.Duration("drain", 20*time.Minute, "how long to wait for delivery to retry every flushed message")
+	footprintOnly := flag.Bool("footprint", false, "measure only the daemon's resident memory, stats, list and restarts (issue 13)")
 	fillOnly := flag.String("fill", "", "only fill DIR/queue.db with the first of -sizes deferred messages, then exit (bench/compare uses this)")
 	flag.Parse()
 
@@ -56,7 +57,7 @@ func main() {
 		return
 	}
 
-	if err := run(*sizes, *workDir, *keep, *mailqBin, *ctlBin, *msgSize, *holdN, *drain); err != nil {
+	if err := run(*sizes, *workDir, *keep, *mailqBin, *ctlBin, *msgSize, *holdN, *drain, *footprintOnly); err != nil {
 		fmt.Fprintln(os.Stderr, "bigqueue:", err)
 		os.Exit(1)
 	}
@@ -76,7 +77,7 @@ type result struct {
 	fileMB                     int64
 }
 
-func run(sizesArg, workDir string, keep bool, mailqBin, ctlBin string, msgSize, holdN int, drain time.Duration) error {
+func run(sizesArg, workDir string, keep bool, mailqBin, ctlBin string, msgSize, holdN int, drain time.Duration, footprintOnly bool) error {
 	var sizes []int
 	for _, s := range strings.Split(sizesArg, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -111,9 +112,22 @@ func run(sizesArg, workDir string, keep bool, mailqBin, ctlBin string, msgSize, 
 		}
 	}
 	var results []result
+	var footprints []footprint
 	for _, n := range sizes {
 		fmt.Fprintf(os.Stderr, "== %d messages\n", n)
 		dir := filepath.Join(workDir, strconv.Itoa(n))
+		if footprintOnly {
+			f, err := measureFootprint(dir, n, mailqBin, ctlBin, msgSize)
+			if err != nil {
+				return fmt.Errorf("%d messages: %w", n, err)
+			}
+			footprints = append(footprints, f)
+			printFootprint(os.Stdout, footprints)
+			if !keep {
+				os.RemoveAll(dir)
+			}
+			continue
+		}
 		r, err := measure(dir, n, mailqBin, ctlBin, msgSize, holdN, drain)
 		if err != nil {
 			return fmt.Errorf("%d messages: %w", n, err)
@@ -150,35 +164,8 @@ func measure(dir string, n int, mailqBin, ctlBin string, msgSize, holdN int, dra
 	}
 	fmt.Fprintf(os.Stderr, "filled in %v\n", r.fill.Round(time.Millisecond))
 
-	smtpPort, err := freePort()
+	cfg, smtpPort, err := writeConfig(dir, data)
 	if err != nil {
-		return r, err
-	}
-	deadPort, err := freePort() // nobody listens there: the route is down
-	if err != nil {
-		return r, err
-	}
-	cfg := filepath.Join(dir, "mailq.toml")
-	text := fmt.Sprintf(`data_dir = %q
-log_level = "warn"
-[control]
-socket = %q
-[maildrop]
-dir = %q
-[[submission]]
-listen = "127.0.0.1:%d"
-[[route]]
-name = "down"
-domains = ["*"]
-host = "127.0.0.1"
-port = %d
-[retry]
-initial = "100h"
-max_interval = "100h"
-max_lifetime = "1000h"
-delay_warning = "500h"
-`, data, filepath.Join(dir, "control.sock"), filepath.Join(dir, "maildrop"), smtpPort, deadPort)
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		return r, err
 	}
 
