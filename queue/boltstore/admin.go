@@ -36,6 +36,9 @@ const (
 // id that fails (unknown, or refused by fn) does not stop the others.
 func (s *Store) modifyEach(op string, ids []ID, fn func(tx *bolt.Tx, r *record, d *delta) error) []error {
 	errs := make([]error, len(ids))
+	if len(ids) >= trimAfter {
+		defer s.trim()
+	}
 	for start := 0; start < len(ids); start += bulkBatch {
 		part := ids[start:min(start+bulkBatch, len(ids))]
 		perr := errs[start : start+len(part)]
@@ -189,6 +192,7 @@ func (s *Store) MakeAllDue() (int, error) {
 // what it changes plus a key walk, and no batch holds the writer longer
 // than dueBatch record rewrites.
 func (s *Store) makeAllDue(queuedToo bool) (int, error) {
+	defer s.trim()
 	now := s.now()
 	limit := now.UnixNano()
 	total := 0
@@ -304,6 +308,9 @@ func (s *Store) Purge(now time.Time) (int, error) {
 		}
 		total += n
 		if n < purgeBatch {
+			if total >= trimAfter {
+				s.trim()
+			}
 			return total, nil
 		}
 	}

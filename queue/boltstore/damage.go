@@ -59,41 +59,42 @@ func damaged(path, format string, args ...any) error {
 func markerPath(path string) string { return path + ".created" }
 
 // precheck refuses, before bbolt maps it, a store file that would make
-// bbolt panic or fault, or that stands for a lost queue.
-func precheck(path string) error {
+// bbolt panic or fault, or that stands for a lost queue. clean reports a
+// file exactly as the last clean Close left it.
+func precheck(path string) (clean bool, err error) {
 	_, markerErr := os.Stat(markerPath(path))
 	hadQueue := markerErr == nil
 	info, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if hadQueue {
-			return damaged(path, "the file is missing, but %s shows a queue was created here before (restore it from a backup, or remove the marker to start an empty queue)", markerPath(path))
+			return false, damaged(path, "the file is missing, but %s shows a queue was created here before (restore it from a backup, or remove the marker to start an empty queue)", markerPath(path))
 		}
-		return nil
+		return false, nil
 	case err != nil:
-		return fmt.Errorf("queue: inspect %s: %w", path, err)
+		return false, fmt.Errorf("queue: inspect %s: %w", path, err)
 	case !info.Mode().IsRegular():
-		return damaged(path, "it is not a regular file (%s)", info.Mode().Type())
+		return false, damaged(path, "it is not a regular file (%s)", info.Mode().Type())
 	case info.Size() == 0:
 		if hadQueue {
-			return damaged(path, "the file is empty (0 bytes), but %s shows a queue was created here before (restore it from a backup, or remove both files to start an empty queue)", markerPath(path))
+			return false, damaged(path, "the file is empty (0 bytes), but %s shows a queue was created here before (restore it from a backup, or remove both files to start an empty queue)", markerPath(path))
 		}
-		return nil // bbolt initialises an empty file: a first start cut short
+		return false, nil // bbolt initialises an empty file: a first start cut short
 	}
 	// A running mailq writes the file as we read it: only a file nobody
 	// holds is judged (bbolt locks it with flock too).
 	unlock, err := lockShared(path)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unlock()
 	var problems []string
-	if closedCleanly(path, info) {
+	if clean = closedCleanly(path, info); clean {
 		// As the last clean stop left it: the header and length suffice,
 		// and start-up stays independent of the queue's size (issue 18).
 		f, err := os.Open(path)
 		if err != nil {
-			return fmt.Errorf("queue: read %s to check it: %w", path, err)
+			return false, fmt.Errorf("queue: read %s to check it: %w", path, err)
 		}
 		_, problem := headerProblem(f, info.Size())
 		f.Close()
@@ -101,17 +102,17 @@ func precheck(path string) error {
 			problems = []string{problem}
 		}
 	} else if problems, _, err = walkFile(path, 1); err != nil {
-		return fmt.Errorf("queue: read %s to check it: %w", path, err)
+		return false, fmt.Errorf("queue: read %s to check it: %w", path, err)
 	}
 	if len(problems) > 0 {
-		return damaged(path, "%s", problems[0])
+		return false, damaged(path, "%s", problems[0])
 	}
 	// From here on the file may change: only the next clean Close vouches
 	// for it again.
 	if err := os.Remove(cleanPath(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("queue: remove %s: %w", cleanPath(path), err)
+		return false, fmt.Errorf("queue: remove %s: %w", cleanPath(path), err)
 	}
-	return nil
+	return clean, nil
 }
 
 // cleanPath is written by Close once the file is closed, naming its size

@@ -43,6 +43,12 @@ func (s *Store) List(f Filter, fn func(*Message) error) error {
 		lf.cutoff = s.now().Add(-f.OlderThan)
 	}
 	var after []byte
+	walked := 0
+	defer func() {
+		if walked >= trimAfter {
+			s.trim()
+		}
+	}()
 	for {
 		var page []*Message
 		err := s.view(func(tx *bolt.Tx) error {
@@ -55,6 +61,7 @@ func (s *Store) List(f Filter, fn func(*Message) error) error {
 			}
 			for ; k != nil && len(page) < listPage; k, _ = c.Next() {
 				after = append(after[:0], k...)
+				walked++
 				m, err := loadListing(tx, ID(k))
 				if err != nil {
 					continue // set aside as damaged at the next open

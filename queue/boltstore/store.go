@@ -75,7 +75,8 @@ type Store struct {
 // damaged records and makes anything left in flight by a crash due again.
 // A damaged file is refused with a *DamagedError (damage.go).
 func Open(path string, opts Options) (_ *Store, err error) {
-	if err := precheck(path); err != nil {
+	clean, err := precheck(path)
+	if err != nil {
 		return nil, err
 	}
 	var db *bolt.DB
@@ -125,7 +126,7 @@ func Open(path string, opts Options) (_ *Store, err error) {
 	}
 	// Tokens from different opens must never collide within one process.
 	s.nextToken.Store(uint64(time.Now().UnixNano()))
-	damaged, err := s.recover()
+	damaged, err := s.recover(clean)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -139,6 +140,7 @@ func Open(path string, opts Options) (_ *Store, err error) {
 		db.Close()
 		return nil, err
 	}
+	s.trim() // what the checks and any recovery touched (trim.go)
 	s.writer.Add(1)
 	go s.writeLoop()
 	return s, nil
