@@ -426,6 +426,8 @@ func (s *Server) writeStoreError(w http.ResponseWriter, id queue.ID, err error) 
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such message: %s", id))
 	case errors.Is(err, queue.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, "the queue is closed: the daemon is shutting down")
+	case errors.Is(err, queue.ErrBodyDropped):
+		writeError(w, http.StatusGone, fmt.Sprintf("message %s is done (delivered or bounced): its body was dropped when it finished; `mailqctl show %s` has its record", id, id))
 	default:
 		s.opts.Logger.Error().Err(err).Msg("control: store error")
 		writeError(w, http.StatusInternalServerError, err.Error())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -350,4 +351,33 @@ func manyRecipients(n int) []string {
 		rcpts[i] = fmt.Sprintf("r%d@example.org", i)
 	}
 	return rcpts
+}
+
+// TestCatOfDoneMessage: a finished message's body is dropped when it
+// finishes (issue 13); cat says so with 410 Gone and points to show, and
+// show still answers with the record.
+func TestCatOfDoneMessage(t *testing.T) {
+	d := startDaemon(t, ServerOptions{})
+	id, err := d.client.Enqueue(context.Background(), env("a@example.com", "b@example.org"), strings.NewReader("Subject: hi\r\n\r\nbody\r\n"), "control")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases, err := d.store.Lease(time.Now(), 1)
+	if err != nil || len(leases) != 1 {
+		t.Fatalf("Lease: %v, %d leases", err, len(leases))
+	}
+	if err := d.store.RecordOutcome(leases[0], queue.Attempt{Time: time.Now()},
+		[]queue.Outcome{{Recipient: "b@example.org", Decision: queue.DecideDelivered}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.client.Body(context.Background(), id)
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusGone ||
+		!strings.Contains(apiErr.Message, "body was dropped when it finished") || !strings.Contains(apiErr.Message, "mailqctl show "+string(id)) {
+		t.Fatalf("cat of a delivered message: %v, want 410 saying the body was dropped and pointing to show", err)
+	}
+	m, err := d.client.Show(context.Background(), id)
+	if err != nil || m.Status != queue.StatusDone {
+		t.Fatalf("show of a delivered message: %+v, %v", m, err)
+	}
 }

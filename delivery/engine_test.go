@@ -41,12 +41,7 @@ func TestBounceNow(t *testing.T) {
 	}
 	var ours []parsedDSN
 	for _, d := range h.dsns(t) {
-		body, err := h.store.Body(d.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ours = append(ours, parseDSN(t, body))
-		body.Close()
+		ours = append(ours, parseDSN(t, h.noticeBody(t, d.ID)))
 	}
 	if len(ours) != 2 {
 		t.Fatalf("want 2 DSNs, got %d", len(ours))

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -74,6 +75,46 @@ type harness struct {
 	cancel context.CancelFunc
 	done   chan error
 	logBuf *syncBuffer
+	// notices keeps what the engine queued as notices: a notice is soon
+	// delivered or bounced itself, and a done message's body is dropped.
+	notices *noticeKeeper
+}
+
+// noticeKeeper is the engine's store, keeping a copy of each notice's body
+// as the engine queued it (Source "dsn").
+type noticeKeeper struct {
+	queue.Store
+	mu     sync.Mutex
+	bodies map[queue.ID][]byte
+}
+
+func (k *noticeKeeper) Enqueue(env queue.Envelope, body io.Reader) (queue.ID, error) {
+	if env.Source != "dsn" {
+		return k.Store.Enqueue(env, body)
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return "", err
+	}
+	id, err := k.Store.Enqueue(env, bytes.NewReader(b))
+	if err == nil {
+		k.mu.Lock()
+		k.bodies[id] = b
+		k.mu.Unlock()
+	}
+	return id, err
+}
+
+// noticeBody is the body of the notice id as the engine queued it.
+func (h *harness) noticeBody(t testing.TB, id queue.ID) io.ReadCloser {
+	t.Helper()
+	h.notices.mu.Lock()
+	defer h.notices.mu.Unlock()
+	b, ok := h.notices.bodies[id]
+	if !ok {
+		t.Fatalf("message %s was not queued as a notice", id)
+	}
+	return io.NopCloser(bytes.NewReader(b))
 }
 
 type syncBuffer struct {
@@ -103,8 +144,9 @@ func newHarness(t testing.TB, routes []Route, tweak func(*Options)) *harness {
 		t.Fatalf("open queue: %v", err)
 	}
 	logs := &syncBuffer{}
+	notices := &noticeKeeper{Store: store, bodies: map[queue.ID][]byte{}}
 	opts := Options{
-		Store: store, Routes: routes, Workers: 4, PerRouteConnections: 2, MessagesPerConnection: 100,
+		Store: notices, Routes: routes, Workers: 4, PerRouteConnections: 2, MessagesPerConnection: 100,
 		IdleTimeout: 5 * time.Second, ShutdownGrace: 5 * time.Second, Hostname: "mailq.test",
 		Logger: zerolog.New(logs), Now: clock.Now, Rand: func() float64 { return 0.5 },
 	}
@@ -115,7 +157,7 @@ func newHarness(t testing.TB, routes []Route, tweak func(*Options)) *harness {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	h := &harness{clock: clock, store: store, engine: e, logBuf: logs}
+	h := &harness{clock: clock, store: store, engine: e, logBuf: logs, notices: notices}
 	if tt, ok := t.(*testing.T); ok {
 		h.t = tt
 	}
@@ -324,12 +366,7 @@ func (h *harness) onlyDSN(t testing.TB, wantTo string) parsedDSN {
 	if d.Sender != "" || len(d.Recipients) != 1 || d.Recipients[0].Address != wantTo {
 		t.Fatalf("DSN envelope: from %q to %v, want from <> to %s", d.Sender, d.Recipients, wantTo)
 	}
-	body, err := h.store.Body(d.ID)
-	if err != nil {
-		t.Fatalf("DSN body: %v", err)
-	}
-	defer body.Close()
-	return parseDSN(t, body)
+	return parseDSN(t, h.noticeBody(t, d.ID))
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }

@@ -57,12 +57,7 @@ func TestLifetimeAndDelayWarning(t *testing.T) {
 		t.Fatalf("want a delay warning and a bounce, got %d notices", len(notices))
 	}
 	for i, n := range notices {
-		body, err := h.store.Body(n.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := parseDSN(t, body)
-		body.Close()
+		d := parseDSN(t, h.noticeBody(t, n.ID))
 		if i == 0 {
 			checkDSN(t, d, "delayed", map[string]string{"r450-a@fake.test": "4.2.1"}, "450")
 		} else {

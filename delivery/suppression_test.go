@@ -62,12 +62,7 @@ func TestSuppressionList(t *testing.T) {
 		t.Fatalf("the suppressed recipient reached the server: %d RCPTs, was %d", got, rcpts)
 	}
 	waitFor(t, "two DSNs", func() bool { return len(h.dsns(t)) == 2 })
-	body, err := h.store.Body(h.dsns(t)[1].ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsn := parseDSN(t, body)
-	body.Close()
+	dsn := parseDSN(t, h.noticeBody(t, h.dsns(t)[1].ID))
 	if len(dsn.Per) != 1 || dsn.Per[0].Get("Status") != "5.1.1" || !strings.Contains(dsn.Per[0].Get("Diagnostic-Code"), "suppressed: 550 5.1.1 no such user") {
 		t.Fatalf("DSN per-recipient fields = %v, want Status 5.1.1 and the suppressed diagnostic", dsn.Per)
 	}

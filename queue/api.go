@@ -251,7 +251,10 @@ const DefaultRetention = 168 * time.Hour
 
 var (
 	ErrNotFound = errors.New("queue: no such message")
-	ErrClosed   = errors.New("queue: store is closed")
+	// ErrBodyDropped is Body's answer for a done message: its body was
+	// deleted when it finished; its record stays for Retention.
+	ErrBodyDropped = errors.New("the message is done (delivered or bounced) and its body was dropped when it finished; only its record is kept")
+	ErrClosed      = errors.New("queue: store is closed")
 	// ErrLeaseLost means RecordOutcome was called with a token that is no
 	// longer current (the message was deleted or re-leased meanwhile).
 	ErrLeaseLost = errors.New("queue: lease no longer held")

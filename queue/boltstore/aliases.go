@@ -68,6 +68,7 @@ var (
 	ErrNotHeld     = queue.ErrNotHeld
 	ErrNoRecipient = queue.ErrNoRecipient
 	ErrInFlight    = queue.ErrInFlight
+	ErrBodyDropped = queue.ErrBodyDropped
 )
 
 // MatchAddress is queue.MatchAddress.

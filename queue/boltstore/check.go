@@ -179,8 +179,8 @@ func (rep *CheckReport) checkRecords(tx *bolt.Tx) {
 			rep.problem("message %s: %v", id, err)
 			return nil
 		}
-		if n != r.Chunks || size != r.Size {
-			rep.problem("message %s: body incomplete: %d chunks, %d bytes stored; record says %d chunks, %d bytes", id, n, size, r.Chunks, r.Size)
+		if n != r.Chunks || size != r.storedSize() {
+			rep.problem("message %s: body incomplete: %d chunks, %d bytes stored; record says %d chunks, %d bytes", id, n, size, r.Chunks, r.storedSize())
 		}
 		st := r.status()
 		rep.ByStatus[st]++

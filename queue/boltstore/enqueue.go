@@ -236,6 +236,9 @@ func (s *Store) Body(id ID) (io.ReadCloser, error) {
 		if err != nil {
 			return err
 		}
+		if r.BodyDropped {
+			return fmt.Errorf("%w: %s", ErrBodyDropped, id)
+		}
 		chunks = r.Chunks
 		return nil
 	})

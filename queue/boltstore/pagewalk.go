@@ -172,13 +172,54 @@ func walkReader(f io.ReaderAt, size int64, max int) (problems []string, pages in
 	}
 	w := &pageWalk{f: f, meta: meta, seen: make([]bool, meta.hwm), max: max}
 	w.seen[0], w.seen[1] = true, true
+	var free boltPage
 	if meta.freelist != pgidNoFreelist {
-		if p, ok := w.page(meta.freelist, 0, nil); ok {
-			w.mark(meta.freelist, p.overflow, nil)
+		if p, ok := w.page(meta.freelist, 0, nil); ok && w.mark(meta.freelist, p.overflow, nil) {
+			free, _ = w.page(meta.freelist, int(p.overflow+1)*int(meta.pageSize), nil)
 		}
 	}
 	w.walkBucket(meta.root, nil)
+	if free.data != nil {
+		w.checkFreelist(free)
+	}
 	return w.problems, w.pages
+}
+
+// checkFreelist checks the ids the freelist page lists: bbolt writes its
+// next pages there, so an id beyond the file (a flipped byte) would have it
+// write at a wild offset, and an id the tree uses would have it overwrite
+// live data. The page is a header, then its ids as little-endian uint64;
+// a count of 0xFFFF means the real count is the first uint64.
+func (w *pageWalk) checkFreelist(p boltPage) {
+	const header = 16
+	if p.flags != 0x10 {
+		w.problem("freelist page %d: flags %#x, not a freelist page", p.id, p.flags)
+		return
+	}
+	le := binary.LittleEndian
+	start, count := header, uint64(p.count)
+	if p.count == 0xFFFF {
+		if len(p.data) < header+8 {
+			w.problem("freelist page %d: cut short", p.id)
+			return
+		}
+		start, count = header+8, le.Uint64(p.data[header:])
+	}
+	if count > uint64(len(p.data)-start)/8 {
+		w.problem("freelist page %d: lists %d ids, more than its %d bytes hold", p.id, count, len(p.data))
+		return
+	}
+	for i := range count {
+		id := le.Uint64(p.data[start+int(i)*8:])
+		switch {
+		case id < 2 || id >= w.meta.hwm:
+			w.problem("freelist page %d: lists page %d, outside the file's %d pages", p.id, id, w.meta.hwm)
+			return
+		case w.seen[id]:
+			w.problem("freelist page %d: lists page %d as free, but it is in use", p.id, id)
+			return
+		}
+	}
 }
 
 // boltPage is a page read from the file: its header fields and as many

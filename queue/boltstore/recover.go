@@ -366,8 +366,8 @@ func checkRecord(tx *bolt.Tx, id ID, v []byte) (*record, error) {
 		n++
 		size += int64(len(cv))
 	}
-	if n != r.Chunks || size != r.Size {
-		return nil, fmt.Errorf("body incomplete: %d chunks, %d bytes stored; record says %d chunks, %d bytes", n, size, r.Chunks, r.Size)
+	if n != r.Chunks || size != r.storedSize() {
+		return nil, fmt.Errorf("body incomplete: %d chunks, %d bytes stored; record says %d chunks, %d bytes", n, size, r.Chunks, r.storedSize())
 	}
 	return r, nil
 }

@@ -3,6 +3,7 @@ package boltstore
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -79,6 +80,9 @@ func testDamagedRecordsAreSetAside(t *testing.T, rebuild bool) {
 	}
 	ts.Store = nil
 	ts.reopen(t)
+	if b := ts.body(t, ids[2]); string(b) != strings.Repeat("body", 40002) {
+		t.Errorf("body of an intact message changed")
+	}
 	// The intact ones still work end to end.
 	var got []ID
 	for _, l := range ts.mustLease(t, ts.clock.Now(), 10) {
@@ -107,8 +111,8 @@ func testDamagedRecordsAreSetAside(t *testing.T, rebuild bool) {
 	if st.Damaged != 3 || st.Done != 2 || st.Live != 0 {
 		t.Errorf("stats = %+v, want 3 damaged, 2 done, none live", st)
 	}
-	if b := ts.body(t, ids[2]); string(b) != strings.Repeat("body", 40002) {
-		t.Errorf("body of an intact message changed")
+	if _, err := ts.Body(ids[2]); !errors.Is(err, ErrBodyDropped) {
+		t.Errorf("Body of a delivered message: %v, want ErrBodyDropped", err)
 	}
 	// The damaged record is kept, raw, for an operator; a second open does
 	// not report it again, and the counts survive it.

@@ -362,8 +362,8 @@ func readSalvage(db *bolt.DB, id ID) (m *salvaged, lost *Lost) {
 				m.chunks = append(m.chunks, append([]byte(nil), c...))
 				size += int64(len(c))
 			}
-			if size != r.Size {
-				return fmt.Errorf("body is %d bytes, the record says %d", size, r.Size)
+			if size != r.storedSize() {
+				return fmt.Errorf("body is %d bytes, the record says %d", size, r.storedSize())
 			}
 			return nil
 		})

@@ -147,8 +147,8 @@ func (lp *loosePages) message(id ID) (*salvaged, *Lost) {
 		m.chunks = append(m.chunks, c)
 		size += loc.n
 	}
-	if size != r.Size {
-		return nil, lostWithRecipients(r, "the body pieces found add up to "+strconv.FormatInt(size, 10)+" bytes, the record says "+strconv.FormatInt(r.Size, 10))
+	if size != r.storedSize() {
+		return nil, lostWithRecipients(r, "the body pieces found add up to "+strconv.FormatInt(size, 10)+" bytes, the record says "+strconv.FormatInt(r.storedSize(), 10))
 	}
 	return m, nil
 }

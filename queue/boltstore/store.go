@@ -216,6 +216,10 @@ type record struct {
 	// 0 when it is not indexed.
 	SchedAt int64 `json:"sched_at,omitempty"`
 	Chunks  int   `json:"chunks"`
+	// BodyDropped is set when the message finished: its body chunks were
+	// deleted then (Chunks is 0), the record stays for Retention. Size
+	// still says how big the message was.
+	BodyDropped bool `json:"body_dropped,omitempty"`
 
 	loaded      Status // Status as stored, for the count deltas
 	loadedToken uint64 // Token as stored, for the leased index
