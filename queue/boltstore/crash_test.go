@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -155,8 +156,15 @@ func verifyAfterCrash(t *testing.T, path string, acked map[ID]string) {
 	}
 	defer s.Close()
 	for id, want := range acked {
-		if _, err := s.Get(id); err != nil {
+		m, err := s.Get(id)
+		if err != nil {
 			t.Fatalf("acknowledged message %s lost: %v", id, err)
+		}
+		if m.Status == StatusDone { // delivered: its body went then
+			if _, err := s.Body(id); !errors.Is(err, ErrBodyDropped) {
+				t.Fatalf("body of delivered %s: %v, want ErrBodyDropped", id, err)
+			}
+			continue
 		}
 		rc, err := s.Body(id)
 		if err != nil {

@@ -1,7 +1,6 @@
 package boltstore
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -116,12 +115,7 @@ func (s *Store) commitMessage(env Envelope, pendingID ID, chunks int, cr *chunkR
 				State: Pending, NextAttempt: now,
 			})
 		}
-		var arrival [8]byte
-		binary.BigEndian.PutUint64(arrival[:], uint64(now.UnixNano()))
-		if err := tx.Bucket(bucketLive).Put([]byte(id), arrival[:]); err != nil {
-			return err
-		}
-		d.signal = true
+		d.signal = true // save puts it in the live index
 		if err := save(tx, r, d); err != nil {
 			return err
 		}

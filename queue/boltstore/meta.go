@@ -10,7 +10,7 @@ import (
 // indexVersion names the way the indexes are kept. A store without it (made
 // before the indexes were kept by every commit, or whose rebuild was cut
 // short) has its indexes rebuilt once at Open.
-const indexVersion = "2"
+const indexVersion = "3" // 3: the live index holds each message's listing
 
 var (
 	metaIndexVersion = []byte("index_version")

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -197,6 +198,15 @@ func save(tx *bolt.Tx, r *record, d *delta) error {
 		}
 		r.loadedToken = r.Token
 	}
+	if r.Status != StatusDone {
+		v, err := liveValue(r)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketLive).Put(id, v); err != nil {
+			return err
+		}
+	}
 	if r.Status == StatusDone && r.loaded != StatusDone {
 		if err := tx.Bucket(bucketLive).Delete(id); err != nil {
 			return err
@@ -298,6 +308,27 @@ func deleteBody(tx *bolt.Tx, id ID) error {
 		}
 	}
 	return nil
+}
+
+// liveArrivalLen is the length of the arrival time that starts each value
+// of the live index.
+const liveArrivalLen = 8
+
+// liveValue is what the live index holds for r: its arrival time (uint64
+// ns, for Stats' OldestAge) followed by its listing, the JSON of the
+// Message without attempts that List and ListJSON return. Kept by save
+// with the record, so list reads neither records nor histories. A change
+// to Message's fields needs indexVersion raised, so stores rebuild it.
+func liveValue(r *record) ([]byte, error) {
+	m := r.public()
+	m.Attempts = nil
+	js, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("queue: encode the listing of %s: %w", r.ID, err)
+	}
+	v := make([]byte, liveArrivalLen, liveArrivalLen+len(js))
+	binary.BigEndian.PutUint64(v, uint64(r.Arrival.UnixNano()))
+	return append(v, js...), nil
 }
 
 // storedSize is how many body bytes the bodies bucket holds for r.

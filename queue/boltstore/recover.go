@@ -294,9 +294,11 @@ func rebuildSome(tx *bolt.Tx, d *delta, after []byte, now time.Time) (int, []byt
 		}
 		st, next := r.status(), r.earliest()
 		if st != StatusDone {
-			var arrival [8]byte
-			binary.BigEndian.PutUint64(arrival[:], uint64(r.Arrival.UnixNano()))
-			live = append(live, kv{[]byte(r.ID), arrival[:]})
+			v, err := liveValue(r)
+			if err != nil {
+				return 0, nil, err
+			}
+			live = append(live, kv{[]byte(r.ID), v})
 		} else {
 			finished = append(finished, kv{timeKey(r.Finished.UnixNano(), r.ID), nil})
 		}
