@@ -71,7 +71,7 @@ func measureFootprint(dir string, n int, mailqBin, ctlBin string, msgSize int) (
 	r := footprint{n: n}
 	data := filepath.Join(dir, "data")
 	start := time.Now()
-	if err := fill(filepath.Join(data, "queue.db"), n, msgSize); err != nil {
+	if err := fillInChild(filepath.Join(data, "queue.db"), n, msgSize); err != nil {
 		return r, fmt.Errorf("fill: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "filled in %v\n", time.Since(start).Round(time.Millisecond))

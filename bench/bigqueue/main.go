@@ -155,7 +155,7 @@ func measure(dir string, n int, mailqBin, ctlBin string, msgSize, holdN int, dra
 	r := result{n: n}
 	data := filepath.Join(dir, "data")
 	start := time.Now()
-	if err := fill(filepath.Join(data, "queue.db"), n, msgSize); err != nil {
+	if err := fillInChild(filepath.Join(data, "queue.db"), n, msgSize); err != nil {
 		return r, fmt.Errorf("fill: %w", err)
 	}
 	r.fill = time.Since(start)
@@ -247,6 +247,20 @@ func measure(dir string, n int, mailqBin, ctlBin string, msgSize, holdN int, dra
 	r.listRows = lines.n
 	r.daemonPeakKB = d.peakKB()
 	return r, nil
+}
+
+// fillInChild runs fill in a child process. A child's peak RSS as
+// getrusage reports it starts from its parent's peak (the child shares the
+// parent's memory until exec), so a bench that had mapped the whole store
+// itself reported its own 761 MiB as every mailqctl's peak.
+func fillInChild(path string, n, size int) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self, "-fill", filepath.Dir(path), "-sizes", strconv.Itoa(n), "-size", strconv.Itoa(size))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
 }
 
 // fill writes n messages and turns each into a deferred one, as a first

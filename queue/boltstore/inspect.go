@@ -74,13 +74,17 @@ func (s *Store) walkList(f Filter, needMessage bool, fn func(m *Message, raw []b
 		raw []byte
 	}
 	var after []byte
-	walked := 0
+	walked, trimmed := 0, 0
 	defer func() {
-		if walked >= trimAfter {
+		if walked > trimmed {
 			s.trim()
 		}
 	}()
 	for {
+		if walked-trimmed >= trimAfter {
+			s.trim()
+			trimmed = walked
+		}
 		var page []listed
 		err := s.view(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucket).Cursor()

@@ -62,7 +62,7 @@ func (s *Store) recover(clean bool) ([]damage, error) {
 			return nil
 		}
 		if !clean {
-			if why = checkIndexSizes(tx, c); why != "" {
+			if why = checkIndexSizes(s.db, tx, c); why != "" {
 				return nil
 			}
 		}
@@ -83,7 +83,9 @@ func (s *Store) recover(clean bool) ([]damage, error) {
 
 // checkIndexSizes compares the number of entries in each index with what
 // the stored counts say it must hold; "" when they agree.
-func checkIndexSizes(tx *bolt.Tx, c storedCounts) string {
+// It counts with a cursor, trimming the mapping as it goes (trim.go), so
+// the walk does not leave the indexes' pages resident.
+func checkIndexSizes(db *bolt.DB, tx *bolt.Tx, c storedCounts) string {
 	for _, want := range []struct {
 		bucket []byte
 		n      int
@@ -92,7 +94,14 @@ func checkIndexSizes(tx *bolt.Tx, c storedCounts) string {
 		{bucketSched, c.Queued + c.Deferred},
 		{bucketLive, c.Queued + c.Active + c.Deferred + c.Held},
 	} {
-		if got := tx.Bucket(want.bucket).Stats().KeyN; got != want.n {
+		got := 0
+		cur := tx.Bucket(want.bucket).Cursor()
+		for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+			if got++; got%(4*trimAfter) == 0 {
+				trimMapping(db, tx)
+			}
+		}
+		if got != want.n {
 			return fmt.Sprintf("index %s holds %d entries, the stored counts say %d", want.bucket, got, want.n)
 		}
 	}
@@ -230,6 +239,7 @@ func (s *Store) rebuild(why string) ([]damage, error) {
 		counts.add(d)
 		found = append(found, d.found...)
 		checked += n
+		s.trim()
 		if s.opts.OnRebuild != nil {
 			s.opts.OnRebuild(RebuildProgress{Reason: why, Checked: checked, Elapsed: time.Since(start)})
 		}

@@ -17,8 +17,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// trimAfter is how many records a walk reads before it trims the mapping
-// when it ends: smaller walks touch too little to matter.
+// trimAfter is how many entries a walk reads before it trims the mapping
+// (and again after as many more): smaller walks touch too little to matter.
 const trimAfter = 4096
 
 // trim drops the file mapping from the resident set. It runs inside a read
@@ -28,13 +28,19 @@ const trimAfter = 4096
 // error only leaves the pages resident.
 func (s *Store) trim() {
 	s.view(func(tx *bolt.Tx) error {
-		data, size := s.db.Info().Data, tx.Size()
-		if data == 0 || size <= 0 {
-			return nil
-		}
-		// The address comes from bbolt as a uintptr; passing it straight
-		// to the system call avoids converting it back to a pointer.
-		unix.Syscall(unix.SYS_MADVISE, data, uintptr(size), unix.MADV_DONTNEED)
+		trimMapping(s.db, tx)
 		return nil
 	})
+}
+
+// trimMapping is trim inside a transaction tx already open on db, for a
+// walk that trims as it goes, keeping its peak down too.
+func trimMapping(db *bolt.DB, tx *bolt.Tx) {
+	data, size := db.Info().Data, tx.Size()
+	if data == 0 || size <= 0 {
+		return
+	}
+	// The address comes from bbolt as a uintptr; passing it straight to
+	// the system call avoids converting it back to a pointer.
+	unix.Syscall(unix.SYS_MADVISE, data, uintptr(size), unix.MADV_DONTNEED)
 }
