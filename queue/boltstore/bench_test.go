@@ -215,6 +215,14 @@ func BenchmarkBigQueue(b *testing.B) {
 		}
 		return err
 	})
+	run("ListJSON", nil, func(s *Store) error {
+		n := 0
+		err := s.ListJSON(Filter{}, func([]byte) error { n++; return nil })
+		if err == nil && n != *bigQueueN {
+			err = fmt.Errorf("ListJSON gave %d messages, want %d", n, *bigQueueN)
+		}
+		return err
+	})
 	run("Stats", nil, func(s *Store) error {
 		st, err := s.Stats()
 		if err == nil && st.Deferred != *bigQueueN {
