@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
@@ -79,14 +78,8 @@ func TestFinishedMessageDropsBody(t *testing.T) {
 	check("after the outcomes")
 
 	// A crash: the next Open walks every record and checks every body.
-	ts.Store.Close()
-	os.Remove(cleanPath(ts.path))
-	db, err := bolt.Open(ts.path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaIndexVersion) })
-	db.Close()
+	ts.rawUpdate(t, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaIndexVersion) })
+	ts.Store = nil
 	var damagedIDs []ID
 	ts.opts.OnDamaged = func(id ID, _ error) { damagedIDs = append(damagedIDs, id) }
 	ts.reopen(t)

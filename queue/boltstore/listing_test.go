@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"encoding/json"
-	"os"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -98,14 +97,8 @@ func TestListingFollowsTheRecord(t *testing.T) {
 	check("as kept by each commit")
 
 	// An index rebuild (a store from an older mailq) writes the same.
-	ts.Store.Close()
-	os.Remove(cleanPath(ts.path))
-	db, err := bolt.Open(ts.path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaIndexVersion) })
-	db.Close()
+	ts.rawUpdate(t, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaIndexVersion) })
+	ts.Store = nil
 	ts.reopen(t)
 	// The rebuild makes the lease a crash left due again.
 	activeNow = StatusDeferred
