@@ -2,6 +2,7 @@ package queuetest
 
 import (
 	"errors"
+	"io"
 	"slices"
 	"testing"
 	"time"
@@ -188,8 +189,16 @@ func testRecordOutcomePerRecipient(t *testing.T, be Backend) {
 	if st.DeliveredTotal != 3 || st.BouncedTotal != 1 || st.DeferredTotal != 1 || st.Done != 1 || st.Live != 0 {
 		t.Errorf("stats = %+v", st)
 	}
-	if _, err := ts.Body(id); !errors.Is(err, ErrBodyDropped) {
-		t.Errorf("Body of a done message: %v, want ErrBodyDropped (dropped when it finished)", err)
+	// A store may drop a done message's body when it finishes (boltstore
+	// does, issue 13) or keep it until purge; either way nothing else.
+	if rc, err := ts.Body(id); err == nil {
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(got) != "body" {
+			t.Errorf("body of a done message = %q, want it as stored or ErrBodyDropped", got)
+		}
+	} else if !errors.Is(err, queue.ErrBodyDropped) {
+		t.Errorf("Body of a done message: %v, want its body or ErrBodyDropped", err)
 	}
 }
 
