@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"errors"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -62,6 +63,9 @@ func TestImportFromBbolt(t *testing.T) {
 				t.Fatal(err)
 			}
 			body, err := src.Body(id)
+			if errors.Is(err, queue.ErrBodyDropped) && id == done {
+				continue // bbolt drops a body when its message finishes (issue 13): nothing to import
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,13 +80,16 @@ func TestImportFromBbolt(t *testing.T) {
 		}
 		return n
 	}
-	if n := copyAll(); n != len(ids) {
+	if n := copyAll(); n != len(ids)-1 {
 		t.Fatalf("imported %d, want %d", n, len(ids))
 	}
 	if n := copyAll(); n != 0 {
 		t.Fatalf("a rerun imported %d again", n)
 	}
 	for _, id := range ids {
+		if id == done {
+			continue
+		}
 		want, _ := src.Get(id)
 		got, err := dst.Get(id)
 		if err != nil {
@@ -94,7 +101,7 @@ func TestImportFromBbolt(t *testing.T) {
 	}
 	ss, _ := src.Stats()
 	ds, _ := dst.Stats()
-	if ss.Queued != ds.Queued || ss.Deferred != ds.Deferred || ss.Held != ds.Held || ss.Done != ds.Done {
+	if ss.Queued != ds.Queued || ss.Deferred != ds.Deferred || ss.Held != ds.Held || ss.Done != ds.Done+1 {
 		t.Errorf("stats differ: bbolt %+v, postgres %+v", ss, ds)
 	}
 	id, err := dst.Enqueue(envelope("c@z.test"), strings.NewReader("new"))
