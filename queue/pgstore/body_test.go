@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"mailq/queue"
+	"mailq/queue/pgstore"
 )
 
 // sizedReader yields n bytes of 'x', and notes the peak heap in use every
@@ -129,6 +130,7 @@ func TestCutOffBodiesLeaveNothing(t *testing.T) {
 	if n := countRows(t, dsn, "body_chunks"); n == 0 {
 		t.Fatal("no chunk written before the stall")
 	}
+	pgstore.DropNodeLock(s)                                   // the old process "dies": its session ends
 	s2 := openNode(t, dsn, "a", queue.Options{}, time.Minute) // the same node, restarted
 	defer s2.Close()
 	if n := countRows(t, dsn, "body_chunks"); n != 0 {
