@@ -16,7 +16,6 @@ package boltstore
 import (
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,31 +25,6 @@ var (
 	bucketEvents  = []byte("events")
 	bucketCursors = []byte("cursors")
 )
-
-// eventSignal is a broadcast: wait returns a channel closed at the next
-// commit that stored events.
-type eventSignal struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (e *eventSignal) wait() <-chan struct{} {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.ch == nil {
-		e.ch = make(chan struct{})
-	}
-	return e.ch
-}
-
-func (e *eventSignal) fire() {
-	e.mu.Lock()
-	if e.ch != nil {
-		close(e.ch)
-		e.ch = nil
-	}
-	e.mu.Unlock()
-}
 
 // journal runs Options.Journal for c and stores what it returns, in tx.
 func (s *Store) journal(tx *bolt.Tx, d *delta, c Change) error {
@@ -89,7 +63,7 @@ func seqKey(seq uint64) []byte {
 
 // EventsChanged returns a channel closed once events committed after the
 // call; call it again for the next ones.
-func (s *Store) EventsChanged() <-chan struct{} { return s.events.wait() }
+func (s *Store) EventsChanged() <-chan struct{} { return s.events.Wait() }
 
 // Events returns up to max events with a sequence number above after, in
 // order.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"mailq/queue"
 )
 
 // delta counts status changes made inside one transaction; it is applied
@@ -57,7 +59,7 @@ func (s *Store) apply(d *delta) {
 		s.signal()
 	}
 	if d.events {
-		s.events.fire()
+		s.events.Fire()
 	}
 }
 
@@ -89,44 +91,11 @@ func load(tx *bolt.Tx, id ID) (*record, error) {
 	return r, nil
 }
 
-// status derives the message status (docs/cli.md "States").
-func (r *record) status() Status {
-	left, tried := false, false
-	for _, rc := range r.Recipients {
-		if !rc.State.Done() {
-			left = true
-			if rc.Attempts > 0 {
-				tried = true
-			}
-		}
-	}
-	switch {
-	case !left:
-		return StatusDone
-	case r.Held:
-		return StatusHeld
-	case r.Token != 0:
-		return StatusActive
-	case tried:
-		return StatusDeferred
-	default:
-		return StatusQueued
-	}
-}
+// status derives the message status (queue.StatusOf).
+func (r *record) status() Status { return queue.StatusOf(r.Recipients, r.Held, r.Token != 0) }
 
 // earliest is the earliest NextAttempt of the recipients still to do.
-func (r *record) earliest() time.Time {
-	var t time.Time
-	for _, rc := range r.Recipients {
-		if rc.State.Done() {
-			continue
-		}
-		if t.IsZero() || rc.NextAttempt.Before(t) {
-			t = rc.NextAttempt
-		}
-	}
-	return t
-}
+func (r *record) earliest() time.Time { return queue.EarliestAttempt(r.Recipients) }
 
 func (r *record) isLeased(addr string) bool {
 	for _, a := range r.Leased {
@@ -138,30 +107,10 @@ func (r *record) isLeased(addr string) bool {
 }
 
 // dueNow makes every recipient still to do and not in flight due at now.
-func (r *record) dueNow(now time.Time) {
-	for i := range r.Recipients {
-		rc := &r.Recipients[i]
-		if !rc.State.Done() && !r.isLeased(rc.Address) {
-			rc.NextAttempt = now
-		}
-	}
-}
+func (r *record) dueNow(now time.Time) { queue.MakeDueNow(r.Recipients, r.Leased, now) }
 
-// requestNow is dueNow for an operator's retry or flush: each recipient
-// brought forward remembers the attempt it was scheduled for (ResumeAt), so
-// that a failed early attempt does not push its schedule out.
-func (r *record) requestNow(now time.Time) {
-	for i := range r.Recipients {
-		rc := &r.Recipients[i]
-		if rc.State.Done() || r.isLeased(rc.Address) || !rc.NextAttempt.After(now) {
-			continue
-		}
-		if rc.ResumeAt.IsZero() {
-			rc.ResumeAt = rc.NextAttempt
-		}
-		rc.NextAttempt = now
-	}
-}
+// requestNow is dueNow for an operator's retry or flush (queue.BringForward).
+func (r *record) requestNow(now time.Time) { queue.BringForward(r.Recipients, r.Leased, now) }
 
 // save stores r and brings every index in line with it: the schedule index
 // holds it iff it is live, not held and not leased; live and finished

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"mailq/queue"
 )
 
 var (
@@ -63,7 +65,7 @@ type Store struct {
 	counts  map[Status]int // messages by status, kept in step with commits
 	damaged int
 
-	events eventSignal // fired after commits that stored events (journal.go)
+	events queue.Broadcast // fired after commits that stored events (journal.go)
 
 	deliveredTotal atomic.Int64
 	bouncedTotal   atomic.Int64

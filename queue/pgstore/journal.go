@@ -38,7 +38,7 @@ func (s *Store) journal(b *pgx.Batch, d *delta, cs ...queue.Change) {
 
 // EventsChanged returns a channel closed once events committed after the
 // call (on this node, or on another one as NOTIFY or the poll tells).
-func (s *Store) EventsChanged() <-chan struct{} { return s.events.wait() }
+func (s *Store) EventsChanged() <-chan struct{} { return s.events.Wait() }
 
 // Events returns up to max events with a sequence number above after.
 func (s *Store) Events(after uint64, max int) ([]queue.StoredEvent, error) {

@@ -59,44 +59,10 @@ func (r *record) setData(d messageData) {
 	m.DelayWarned, m.Finished, m.MessageID, m.Held = d.DelayWarned, d.Finished, d.MessageID, d.Held
 }
 
-// status derives the message status (docs/cli.md "States"), as the bbolt
-// store does.
-func (r *record) status() queue.Status {
-	left, tried := false, false
-	for _, rc := range r.Recipients {
-		if !rc.State.Done() {
-			left = true
-			if rc.Attempts > 0 {
-				tried = true
-			}
-		}
-	}
-	switch {
-	case !left:
-		return queue.StatusDone
-	case r.Held:
-		return queue.StatusHeld
-	case r.Owner != "":
-		return queue.StatusActive
-	case tried:
-		return queue.StatusDeferred
-	default:
-		return queue.StatusQueued
-	}
-}
+// status derives the message status (queue.StatusOf).
+func (r *record) status() queue.Status { return queue.StatusOf(r.Recipients, r.Held, r.Owner != "") }
 
-func (r *record) earliest() time.Time {
-	var t time.Time
-	for _, rc := range r.Recipients {
-		if rc.State.Done() {
-			continue
-		}
-		if t.IsZero() || rc.NextAttempt.Before(t) {
-			t = rc.NextAttempt
-		}
-	}
-	return t
-}
+func (r *record) earliest() time.Time { return queue.EarliestAttempt(r.Recipients) }
 
 func (r *record) isLeased(addr string) bool {
 	for _, a := range r.Leased {
@@ -107,29 +73,10 @@ func (r *record) isLeased(addr string) bool {
 	return false
 }
 
-func (r *record) dueNow(now time.Time) {
-	for i := range r.Recipients {
-		rc := &r.Recipients[i]
-		if !rc.State.Done() && !r.isLeased(rc.Address) {
-			rc.NextAttempt = now
-		}
-	}
-}
+func (r *record) dueNow(now time.Time) { queue.MakeDueNow(r.Recipients, r.Leased, now) }
 
-// requestNow is dueNow for an operator's retry or flush: a recipient
-// brought forward remembers the attempt it was scheduled for (ResumeAt).
-func (r *record) requestNow(now time.Time) {
-	for i := range r.Recipients {
-		rc := &r.Recipients[i]
-		if rc.State.Done() || r.isLeased(rc.Address) || !rc.NextAttempt.After(now) {
-			continue
-		}
-		if rc.ResumeAt.IsZero() {
-			rc.ResumeAt = rc.NextAttempt
-		}
-		rc.NextAttempt = now
-	}
-}
+// requestNow is dueNow for an operator's retry or flush (queue.BringForward).
+func (r *record) requestNow(now time.Time) { queue.BringForward(r.Recipients, r.Leased, now) }
 
 // unlease turns a dead lease into recipients due at now; the attempt Lease
 // recorded stays, interrupted.

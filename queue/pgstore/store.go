@@ -45,7 +45,7 @@ type Store struct {
 	writer  *writer
 
 	changed chan struct{}
-	events  eventSignal
+	events  queue.Broadcast
 	counter *counter
 
 	// nodeLock is a session of its own holding the advisory lock on the
@@ -199,10 +199,10 @@ func (s *Store) listen() {
 			return
 		case <-tick.C:
 			s.signal()
-			s.events.fire()
+			s.events.Fire()
 		case ch := <-notes:
 			if ch == notifyEvents {
-				s.events.fire()
+				s.events.Fire()
 			} else {
 				s.signal()
 			}
@@ -325,7 +325,7 @@ func (s *Store) apply(d *delta) {
 		s.signal()
 	}
 	if d.events {
-		s.events.fire()
+		s.events.Fire()
 	}
 }
 
@@ -353,29 +353,4 @@ func (s *Store) recoverOwnLeases(ctx context.Context) error {
 		return fmt.Errorf("pgstore: take back this node's (%s) leases: %w", s.opts.Node, err)
 	}
 	return nil
-}
-
-// eventSignal is a broadcast: wait returns a channel closed at the next
-// commit that stored events (here or, through NOTIFY, on another node).
-type eventSignal struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (e *eventSignal) wait() <-chan struct{} {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.ch == nil {
-		e.ch = make(chan struct{})
-	}
-	return e.ch
-}
-
-func (e *eventSignal) fire() {
-	e.mu.Lock()
-	if e.ch != nil {
-		close(e.ch)
-		e.ch = nil
-	}
-	e.mu.Unlock()
 }
