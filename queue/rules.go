@@ -4,7 +4,9 @@ package queue
 // bbolt and PostgreSQL cannot come to disagree on them.
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -104,4 +106,89 @@ func (b *Broadcast) Fire() {
 		b.ch = nil
 	}
 	b.mu.Unlock()
+}
+
+// Tally counts what ApplyOutcomes decided, in recipients.
+type Tally struct {
+	Delivered, Bounced, Deferred int64
+	// Due is set when a recipient is to be tried again (the schedule moved).
+	Due bool
+}
+
+// ApplyOutcomes completes the lease of m whose attempt is m.Attempts[index]:
+// that record is replaced by attempts (completed, keeping whether an operator
+// asked for it), and each recipient in leased still to do takes its outcome.
+// A leased recipient without an outcome is due again at now. An operator's
+// early attempt that failed returns a recipient to the schedule it brought
+// forward (ResumeAt). It returns the attempt records as stored.
+func ApplyOutcomes(m *Message, leased []string, index int, attempts []Attempt, outcomes []Outcome, now time.Time) ([]Attempt, Tally, error) {
+	var t Tally
+	if index < 0 || index >= len(m.Attempts) {
+		return nil, t, fmt.Errorf("message %s: lease attempt index %d out of range (have %d attempts)", m.ID, index, len(m.Attempts))
+	}
+	decided := map[string]Outcome{}
+	for _, o := range outcomes {
+		if !slices.Contains(leased, o.Recipient) {
+			return nil, t, fmt.Errorf("message %s: outcome for %q, which this lease does not hold (leased: %s)",
+				m.ID, o.Recipient, strings.Join(leased, ", "))
+		}
+		switch o.Decision {
+		case DecideDelivered, DecideBounce, DecideRetry:
+		default:
+			return nil, t, fmt.Errorf("message %s: outcome for %q has unknown decision %q", m.ID, o.Recipient, o.Decision)
+		}
+		decided[o.Recipient] = o
+	}
+	done := make([]Attempt, len(attempts))
+	operator := m.Attempts[index].Operator
+	for i, a := range attempts {
+		a.Interrupted = false
+		a.Operator = operator
+		done[i] = a
+	}
+	m.Attempts = slices.Replace(m.Attempts, index, index+1, done...)
+	for i := range m.Recipients {
+		rc := &m.Recipients[i]
+		if !slices.Contains(leased, rc.Address) || rc.State.Done() {
+			continue
+		}
+		resume := rc.ResumeAt
+		rc.ResumeAt = time.Time{}
+		o, ok := decided[rc.Address]
+		if !ok {
+			rc.State, rc.NextAttempt = Deferred, now
+			if resume.After(now) {
+				// Brought forward by an operator and left undecided
+				// (a bounce of other recipients): back to its schedule.
+				rc.NextAttempt = resume
+			}
+			t.Due = true
+			continue
+		}
+		if o.Reply != nil {
+			reply := *o.Reply
+			rc.LastReply = &reply
+		}
+		switch o.Decision {
+		case DecideDelivered:
+			rc.State, rc.NextAttempt = Delivered, time.Time{}
+			t.Delivered++
+		case DecideBounce:
+			rc.State, rc.NextAttempt = Bounced, time.Time{}
+			t.Bounced++
+		case DecideRetry:
+			rc.State, rc.NextAttempt = Deferred, o.RetryAt
+			if o.RetryAt.IsZero() {
+				rc.NextAttempt = now
+			}
+			if resume.After(now) && resume.Before(rc.NextAttempt) {
+				// An operator's early attempt failed: back to the
+				// schedule it interrupted (README, retry schedule).
+				rc.NextAttempt = resume
+			}
+			t.Deferred++
+			t.Due = true
+		}
+	}
+	return done, t, nil
 }

@@ -3,11 +3,11 @@ package boltstore
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"mailq/queue"
 )
 
 // NextDue returns the earliest next attempt of any message that is neither
@@ -126,74 +126,15 @@ func (s *Store) RecordAttempts(l Lease, attempts []Attempt, outcomes []Outcome) 
 		if r.Token == 0 || r.Token != l.Token {
 			return ErrLeaseLost
 		}
-		if l.AttemptIndex < 0 || l.AttemptIndex >= len(r.Attempts) {
-			return fmt.Errorf("message %s: lease attempt index %d out of range (have %d attempts)", id, l.AttemptIndex, len(r.Attempts))
-		}
 		now := s.now()
-		decided := map[string]Outcome{}
-		for _, o := range outcomes {
-			if !r.isLeased(o.Recipient) {
-				return fmt.Errorf("message %s: outcome for %q, which this lease does not hold (leased: %s)",
-					id, o.Recipient, strings.Join(r.Leased, ", "))
-			}
-			switch o.Decision {
-			case DecideDelivered, DecideBounce, DecideRetry:
-			default:
-				return fmt.Errorf("message %s: outcome for %q has unknown decision %q", id, o.Recipient, o.Decision)
-			}
-			decided[o.Recipient] = o
+		done, t, err := queue.ApplyOutcomes(&r.Message, r.Leased, l.AttemptIndex, attempts, outcomes, now)
+		if err != nil {
+			return err
 		}
-		done := make([]Attempt, len(attempts))
-		operator := r.Attempts[l.AttemptIndex].Operator
-		for i, a := range attempts {
-			a.Interrupted = false
-			a.Operator = operator
-			done[i] = a
-		}
-		r.Attempts = slices.Replace(r.Attempts, l.AttemptIndex, l.AttemptIndex+1, done...)
-		for i := range r.Recipients {
-			rc := &r.Recipients[i]
-			if !r.isLeased(rc.Address) || rc.State.Done() {
-				continue
-			}
-			resume := rc.ResumeAt
-			rc.ResumeAt = time.Time{}
-			o, ok := decided[rc.Address]
-			if !ok {
-				rc.State, rc.NextAttempt = Deferred, now
-				if resume.After(now) {
-					// Brought forward by an operator and left undecided
-					// (a bounce of other recipients): back to its schedule.
-					rc.NextAttempt = resume
-				}
-				d.signal = true
-				continue
-			}
-			if o.Reply != nil {
-				reply := *o.Reply
-				rc.LastReply = &reply
-			}
-			switch o.Decision {
-			case DecideDelivered:
-				rc.State, rc.NextAttempt = Delivered, time.Time{}
-				d.delivered++
-			case DecideBounce:
-				rc.State, rc.NextAttempt = Bounced, time.Time{}
-				d.bounced++
-			case DecideRetry:
-				rc.State, rc.NextAttempt = Deferred, o.RetryAt
-				if o.RetryAt.IsZero() {
-					rc.NextAttempt = now
-				}
-				if resume.After(now) && resume.Before(rc.NextAttempt) {
-					// An operator's early attempt failed: back to the
-					// schedule it interrupted (README, retry schedule).
-					rc.NextAttempt = resume
-				}
-				d.deferred++
-				d.signal = true
-			}
-		}
+		d.delivered += t.Delivered
+		d.bounced += t.Bounced
+		d.deferred += t.Deferred
+		d.signal = d.signal || t.Due
 		r.Token, r.Leased = 0, nil
 		if r.status() == StatusDone {
 			r.Finished = now

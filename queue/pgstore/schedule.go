@@ -3,8 +3,6 @@ package pgstore
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -157,71 +155,16 @@ func (s *Store) RecordAttempts(l queue.Lease, attempts []queue.Attempt, outcomes
 		if r.Owner == "" || r.Epoch != l.Token {
 			return queue.ErrLeaseLost
 		}
-		if l.AttemptIndex < 0 || l.AttemptIndex >= len(r.Attempts) {
-			return fmt.Errorf("message %s: lease attempt index %d out of range (have %d attempts)", id, l.AttemptIndex, len(r.Attempts))
-		}
 		now := s.now()
-		decided := map[string]queue.Outcome{}
-		for _, o := range outcomes {
-			if !r.isLeased(o.Recipient) {
-				return fmt.Errorf("message %s: outcome for %q, which this lease does not hold (leased: %s)",
-					id, o.Recipient, strings.Join(r.Leased, ", "))
-			}
-			switch o.Decision {
-			case queue.DecideDelivered, queue.DecideBounce, queue.DecideRetry:
-			default:
-				return fmt.Errorf("message %s: outcome for %q has unknown decision %q", id, o.Recipient, o.Decision)
-			}
-			decided[o.Recipient] = o
+		done, t, err := queue.ApplyOutcomes(&r.Message, r.Leased, l.AttemptIndex, attempts, outcomes, now)
+		if err != nil {
+			return err
 		}
-		done := make([]queue.Attempt, len(attempts))
-		operator := r.Attempts[l.AttemptIndex].Operator
-		for i, a := range attempts {
-			a.Interrupted = false
-			a.Operator = operator
-			done[i] = a
-		}
-		r.Attempts = slices.Replace(r.Attempts, l.AttemptIndex, l.AttemptIndex+1, done...)
 		r.attemptsFrom = l.AttemptIndex
-		for i := range r.Recipients {
-			rc := &r.Recipients[i]
-			if !r.isLeased(rc.Address) || rc.State.Done() {
-				continue
-			}
-			resume := rc.ResumeAt
-			rc.ResumeAt = time.Time{}
-			o, ok := decided[rc.Address]
-			if !ok {
-				rc.State, rc.NextAttempt = queue.Deferred, now
-				if resume.After(now) {
-					rc.NextAttempt = resume
-				}
-				d.due = true
-				continue
-			}
-			if o.Reply != nil {
-				reply := *o.Reply
-				rc.LastReply = &reply
-			}
-			switch o.Decision {
-			case queue.DecideDelivered:
-				rc.State, rc.NextAttempt = queue.Delivered, time.Time{}
-				d.delivered++
-			case queue.DecideBounce:
-				rc.State, rc.NextAttempt = queue.Bounced, time.Time{}
-				d.bounced++
-			case queue.DecideRetry:
-				rc.State, rc.NextAttempt = queue.Deferred, o.RetryAt
-				if o.RetryAt.IsZero() {
-					rc.NextAttempt = now
-				}
-				if resume.After(now) && resume.Before(rc.NextAttempt) {
-					rc.NextAttempt = resume
-				}
-				d.deferred++
-				d.due = true
-			}
-		}
+		d.delivered += t.Delivered
+		d.bounced += t.Bounced
+		d.deferred += t.Deferred
+		d.due = d.due || t.Due
 		r.Owner, r.Leased = "", nil
 		if r.status() == queue.StatusDone {
 			r.Finished = now
