@@ -85,6 +85,7 @@ func runMailq(t *testing.T, args ...string) (int, string) {
 		return exitCode(err), out.String()
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
+		<-done // the copy goroutines have stopped writing to out only once Wait returns
 		t.Fatalf("mailq %v still running after 60s; output so far:\n%s", args, out.String())
 	}
 	return 0, ""
