@@ -71,6 +71,9 @@ func printTable(w io.Writer, header string, o options, r *results) {
 		return "—"
 	}
 	for _, f := range figs {
+		if len(r.v[f.key]) == 0 {
+			continue // not measured (--figures)
+		}
 		ratio := "—"
 		p, okp := r.median(f.key, "postfix")
 		m, okm := r.median(f.key, "mailq")
