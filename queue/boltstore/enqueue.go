@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -212,7 +213,17 @@ func (c *chunkReader) release() {
 	c.bufs = nil
 }
 
+// hasEightBit looks at 32 bytes per step (every body byte passes here once
+// at enqueue; a byte loop was a visible part of a 100 KiB intake).
 func hasEightBit(p []byte) bool {
+	const high = 0x8080808080808080
+	le := binary.LittleEndian
+	for len(p) >= 32 {
+		if (le.Uint64(p)|le.Uint64(p[8:])|le.Uint64(p[16:])|le.Uint64(p[24:]))&high != 0 {
+			return true
+		}
+		p = p[32:]
+	}
 	for _, c := range p {
 		if c >= 0x80 {
 			return true

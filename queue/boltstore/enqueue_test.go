@@ -253,3 +253,21 @@ func TestBodyWriteToReusesOneBuffer(t *testing.T) {
 		t.Fatalf("reading a %d-byte body allocated %d bytes; want well under one chunk (%d)", len(body), perBody, bodyChunkSize)
 	}
 }
+
+// TestHasEightBitEveryPosition: an 8-bit byte is found wherever it sits
+// relative to the 32-byte steps, and 7-bit text of any length is not.
+func TestHasEightBitEveryPosition(t *testing.T) {
+	for n := 0; n <= 100; n++ {
+		p := bytes.Repeat([]byte{0x7f}, n)
+		if hasEightBit(p) {
+			t.Fatalf("%d bytes of 0x7f: reported 8-bit", n)
+		}
+		for i := range p {
+			p[i] = 0x80
+			if !hasEightBit(p) {
+				t.Fatalf("%d bytes with 0x80 at %d: not found", n, i)
+			}
+			p[i] = 0x7f
+		}
+	}
+}
