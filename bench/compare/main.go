@@ -223,6 +223,7 @@ func run(o options) error {
 		strings.TrimSpace(string(pfVersion)), o.messages, o.size, o.sessions, o.runs, started.UTC().Format("2006-01-02T15:04Z"),
 		runtime.NumCPU(), loadBefore, loadavg(), time.Since(started).Round(time.Second))
 	printTable(os.Stdout, header, o, res)
+	res.cpu.print(os.Stdout, o.largeSize)
 	if len(bigs) > 0 {
 		printBig(os.Stdout, bigs)
 	}
@@ -258,9 +259,13 @@ func oneRun(o options, r int, base, dumpDir string, bins *binaries, res *results
 		if !c.want {
 			continue
 		}
-		took, err := smtpSourceUntilCounted(sk, sk.port, o.sessions, c.n, c.size, 1, c.tag, o.drain)
+		meter := startCPU(nil, sk.cmd.Process.Pid)
+		took, srcCPU, err := smtpSourceUntilCounted(sk, sk.port, o.sessions, c.n, c.size, 1, c.tag, o.drain)
 		if err != nil {
 			return fmt.Errorf("loopback ceiling: %w", err)
+		}
+		if c.fig == "ceilinglarge" {
+			res.cpu.add(fmt.Sprintf("%d: ceiling", r), meter.stop(c.n, srcCPU))
 		}
 		res.add(c.fig, "", r, float64(c.n)/took.Seconds())
 		fmt.Fprintf(os.Stderr, "run %d: ceiling at %d B: %.0f msg/s, load %s\n", r, c.size, float64(c.n)/took.Seconds(), loadavg())
@@ -346,9 +351,13 @@ func measureSystem(o options, r int, sys system, sk *sink, res *results) error {
 		if !o.measures(v.fig) {
 			continue
 		}
-		took, err := smtpSourceUntilCounted(sk, sys.smtpPort(), o.sessions, v.n, v.size, v.rc, tag(v.fig), o.drain)
+		meter := startCPU(sys.pids, sk.cmd.Process.Pid)
+		took, srcCPU, err := smtpSourceUntilCounted(sk, sys.smtpPort(), o.sessions, v.n, v.size, v.rc, tag(v.fig), o.drain)
 		if err != nil {
 			return fmt.Errorf("%s: %w", v.fig, err)
+		}
+		if v.fig == "e2elarge" {
+			res.cpu.add(fmt.Sprintf("%d: %s", r, name), meter.stop(v.n, srcCPU))
 		}
 		res.add(v.fig, name, r, float64(v.n)/took.Seconds())
 		step("%s: %d × %d B × %d rcpt in %.2f s, %.0f msg/s", v.fig, v.n, v.size, v.rc, took.Seconds(), float64(v.n)/took.Seconds())
@@ -404,7 +413,7 @@ func measureIntake(o options, r int, sys system, sk *sink, res *results, tag fun
 		return err
 	}
 	*mem = startSampler(sys.pids, 250*time.Millisecond)
-	took, err := smtpSource(sys.smtpPort(), o.sessions, o.messages, o.size, 1, tag("intake"))
+	took, _, err := smtpSource(sys.smtpPort(), o.sessions, o.messages, o.size, 1, tag("intake"))
 	if err != nil {
 		return fmt.Errorf("intake: %w", err)
 	}
@@ -433,7 +442,7 @@ func measureIntake(o options, r int, sys system, sk *sink, res *results, tag fun
 
 // smtpSource runs smtp-source into 127.0.0.1:port and returns its wall time.
 // -N makes every recipient address unique; the domain is the tag.
-func smtpSource(port, sessions, n, size, rcpts int, tag string) (time.Duration, error) {
+func smtpSource(port, sessions, n, size, rcpts int, tag string) (took, cpu time.Duration, err error) {
 	args := []string{"-N", "-s", strconv.Itoa(sessions), "-m", strconv.Itoa(n), "-l", strconv.Itoa(size),
 		"-f", "a@example.com", "-t", "x@" + tag}
 	if rcpts > 1 {
@@ -444,26 +453,31 @@ func smtpSource(port, sessions, n, size, rcpts int, tag string) (time.Duration, 
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err := cmd.Run()
-	took := time.Since(start)
-	if err != nil || strings.Contains(out.String(), "smtp-source:") {
-		return took, fmt.Errorf("smtp-source %s: %v: %s", strings.Join(args, " "), err, firstLines(out.String(), 5))
+	err = cmd.Run()
+	took = time.Since(start)
+	if cmd.ProcessState != nil {
+		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
-	return took, nil
+	if err != nil || strings.Contains(out.String(), "smtp-source:") {
+		return took, cpu, fmt.Errorf("smtp-source %s: %v: %s", strings.Join(args, " "), err, firstLines(out.String(), 5))
+	}
+	return took, cpu, nil
 }
 
 // smtpSourceUntilCounted is the time from smtp-source's start until the
 // sink has counted every recipient.
-func smtpSourceUntilCounted(sk *sink, port, sessions, n, size, rcpts int, tag string, limit time.Duration) (time.Duration, error) {
+// It also returns smtp-source's CPU time.
+func smtpSourceUntilCounted(sk *sink, port, sessions, n, size, rcpts int, tag string, limit time.Duration) (time.Duration, time.Duration, error) {
 	start := time.Now()
-	if _, err := smtpSource(port, sessions, n, size, rcpts, tag); err != nil {
-		return 0, err
+	_, cpu, err := smtpSource(port, sessions, n, size, rcpts, tag)
+	if err != nil {
+		return 0, cpu, err
 	}
 	at, err := sk.waitFor(tag, n*rcpts, limit)
 	if err != nil {
-		return 0, err
+		return 0, cpu, err
 	}
-	return at.Sub(start), nil
+	return at.Sub(start), cpu, nil
 }
 
 // sendmailLoop runs sendmail -t -i once per message, one at a time, each

@@ -9,7 +9,8 @@ import (
 
 // results holds one value per figure, system and run.
 type results struct {
-	v map[string]map[string][]float64 // figure → system ("" for the machine) → per run
+	v   map[string]map[string][]float64 // figure → system ("" for the machine) → per run
+	cpu cpuLog                          // CPU by process during the large figure and its ceiling
 }
 
 func newResults() *results { return &results{v: map[string]map[string][]float64{}} }
