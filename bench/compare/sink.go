@@ -212,7 +212,7 @@ func (s *sink) read() {
 				s.add(data[:last+1])
 				partial = append(partial[:0:0], data[last+1:]...)
 			} else {
-				partial = data
+				partial = append([]byte(nil), data...) // data may be buf, which the next read overwrites
 			}
 			continue
 		}
