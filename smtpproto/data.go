@@ -37,6 +37,18 @@ func (d *canonWriter) Write(p []byte) (int, error) {
 				continue
 			}
 		}
+		if d.lineStart {
+			// The common case, whole lines already in CRLF form that
+			// need no stuffing, goes through in one write.
+			if run := d.cleanLines(p[i:]); run > 0 {
+				if _, err := d.w.Write(p[i : i+run]); err != nil {
+					return i, err
+				}
+				d.n += int64(run)
+				i += run
+				continue
+			}
+		}
 		if d.lineStart && d.stuff && p[i] == '.' {
 			d.w.WriteByte('.')
 			d.n++
@@ -58,6 +70,24 @@ func (d *canonWriter) Write(p []byte) (int, error) {
 		i += j + 1
 	}
 	return len(p), nil
+}
+
+// cleanLines returns the length of the longest prefix of b made of whole
+// lines that end in CRLF, hold no other CR or LF, and (when stuffing) do
+// not start with a dot: bytes that go out unchanged.
+func (d *canonWriter) cleanLines(b []byte) int {
+	n := 0
+	for n < len(b) {
+		if d.stuff && b[n] == '.' {
+			break
+		}
+		end := bytes.IndexByte(b[n:], '\n')
+		if end < 1 || b[n+end-1] != '\r' || bytes.IndexByte(b[n:n+end-1], '\r') >= 0 {
+			break // no whole line left, a bare LF, or a bare CR
+		}
+		n += end + 1
+	}
+	return n
 }
 
 // finish adds the CRLF a body without a final line ending lacks.

@@ -2,6 +2,7 @@ package submission
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 )
 
@@ -48,6 +49,9 @@ func (d *dotReader) Read(p []byte) (int, error) {
 
 // next reads the next piece of a line into d.rest.
 func (d *dotReader) next() {
+	if d.nextLines() {
+		return
+	}
 	frag, err := d.r.ReadSlice('\n')
 	if err != nil && err != bufio.ErrBufferFull {
 		if err == io.EOF {
@@ -73,6 +77,38 @@ func (d *dotReader) next() {
 		d.lineStart, d.prevCR = false, len(frag) > 0 && frag[len(frag)-1] == '\r'
 	}
 	d.rest = frag
+}
+
+// crlfDot is the only place inside the data where a byte is removed or
+// the data ends: a line that starts with a dot.
+var crlfDot = []byte("\r\n.")
+
+// nextLines is next's fast path for what is already buffered: the whole
+// lines up to the last CRLF, or up to the first line that starts with a
+// dot, pass as one piece, found with one search instead of a ReadSlice per
+// line (a 100 KiB body is ~1,300 lines). It reports false, having consumed
+// nothing, when it cannot decide alone: nothing buffered, a CR of the last
+// piece waiting for its LF, or a dot at the start of the next line.
+func (d *dotReader) nextLines() bool {
+	n := d.r.Buffered()
+	if n == 0 || d.prevCR {
+		return false
+	}
+	buf, _ := d.r.Peek(n)
+	if d.lineStart && buf[0] == '.' {
+		return false
+	}
+	end := bytes.Index(buf, crlfDot)
+	if end < 0 {
+		end = bytes.LastIndex(buf, crlfDot[:2])
+	}
+	if end < 0 {
+		return false
+	}
+	d.rest = buf[:end+2] // ends in CRLF: the next byte starts a line
+	d.r.Discard(end + 2)
+	d.lineStart = true
+	return true
 }
 
 // drain reads and drops the rest of the data (after a refused message, so

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +31,14 @@ type options struct {
 	dir, dumpDir                   string
 	drain                          time.Duration
 	targets                        []string
+	figures                        map[string]bool // which figures to measure (--figures)
 }
+
+// allFigures are the figures a run can measure, in the order it measures them.
+var allFigures = []string{"intake", "e2e", "e2e10", "e2elarge", "sendmail"}
+
+// measures reports whether fig was asked for.
+func (o options) measures(fig string) bool { return o.figures[fig] }
 
 var keepFiles bool
 
@@ -49,6 +57,7 @@ func main() {
 	flag.StringVar(&o.dumpDir, "dump-dir", "/dev/shm", "where smtp-sink dumps what it receives (a tmpfs, so its writeback does not compete with the fsyncs measured)")
 	flag.DurationVar(&o.drain, "drain-timeout", 10*time.Minute, "how long to wait for all messages of a figure at the sink")
 	targets := flag.String("targets", "postfix,mailq", "systems to compare")
+	figures := flag.String("figures", strings.Join(allFigures, ","), "figures to measure (a subset of the default); e.g. e2elarge alone for the 100 KiB figure and its ceiling")
 	smoke := flag.Bool("smoke", false, "a quick check that the command works (CI): 500 messages, 1 run, a 2,000-message big queue")
 	flag.BoolVar(&keepFiles, "keep", false, "keep the scratch directory (logs, queues, the sink's dumps)")
 	flag.Parse()
@@ -73,6 +82,14 @@ func main() {
 		if n > 0 {
 			o.big = append(o.big, n)
 		}
+	}
+	o.figures = map[string]bool{}
+	for _, f := range strings.Split(*figures, ",") {
+		f = strings.TrimSpace(f)
+		if !slices.Contains(allFigures, f) {
+			fatal(fmt.Errorf("--figures: %q is not one of %s", f, strings.Join(allFigures, ",")))
+		}
+		o.figures[f] = true
 	}
 	o.targets = strings.Split(*targets, ",")
 	for _, t := range o.targets {
@@ -206,6 +223,7 @@ func run(o options) error {
 		strings.TrimSpace(string(pfVersion)), o.messages, o.size, o.sessions, o.runs, started.UTC().Format("2006-01-02T15:04Z"),
 		runtime.NumCPU(), loadBefore, loadavg(), time.Since(started).Round(time.Second))
 	printTable(os.Stdout, header, o, res)
+	res.cpu.print(os.Stdout, o.largeSize)
 	if len(bigs) > 0 {
 		printBig(os.Stdout, bigs)
 	}
@@ -228,19 +246,36 @@ func oneRun(o options, r int, base, dumpDir string, bins *binaries, res *results
 	defer sk.stop()
 	atExit(sk.stop)
 
-	// The loopback ceiling: smtp-source straight into the same sink.
-	tag := fmt.Sprintf("r%d-ceiling.bench", r)
-	took, err := smtpSourceUntilCounted(sk, sk.port, o.sessions, o.messages, o.size, 1, tag, o.drain)
-	if err != nil {
-		return fmt.Errorf("loopback ceiling: %w", err)
+	// The loopback ceiling: smtp-source straight into the same sink, at
+	// the small size and (when that figure is measured) the large one.
+	for _, c := range []struct {
+		fig, tag string
+		n, size  int
+		want     bool
+	}{
+		{"ceiling", fmt.Sprintf("r%d-ceiling.bench", r), o.messages, o.size, o.measures("intake") || o.measures("e2e") || o.measures("e2e10")},
+		{"ceilinglarge", fmt.Sprintf("r%d-ceilinglarge.bench", r), o.largeMessages, o.largeSize, o.measures("e2elarge")},
+	} {
+		if !c.want {
+			continue
+		}
+		meter := startCPU(nil, sk.cmd.Process.Pid)
+		took, srcCPU, err := smtpSourceUntilCounted(sk, sk.port, o.sessions, c.n, c.size, 1, c.tag, o.drain)
+		if err != nil {
+			return fmt.Errorf("loopback ceiling: %w", err)
+		}
+		if c.fig == "ceilinglarge" {
+			res.cpu.add(fmt.Sprintf("%d: ceiling", r), meter.stop(c.n, srcCPU))
+		}
+		res.add(c.fig, "", r, float64(c.n)/took.Seconds())
+		fmt.Fprintf(os.Stderr, "run %d: ceiling at %d B: %.0f msg/s, load %s\n", r, c.size, float64(c.n)/took.Seconds(), loadavg())
 	}
-	res.add("ceiling", "", r, float64(o.messages)/took.Seconds())
 	fs, err := fsyncRate(dir, 2*time.Second)
 	if err != nil {
 		return fmt.Errorf("fsync probe: %w", err)
 	}
 	res.add("fsync", "", r, fs)
-	fmt.Fprintf(os.Stderr, "run %d: ceiling %.0f msg/s, %.0f fsyncs/s, load %s\n", r, float64(o.messages)/took.Seconds(), fs, loadavg())
+	fmt.Fprintf(os.Stderr, "run %d: %.0f fsyncs/s, load %s\n", r, fs, loadavg())
 
 	order := append([]string(nil), o.targets...)
 	if r%2 == 0 {
@@ -286,6 +321,89 @@ func measureSystem(o options, r int, sys system, sk *sink, res *results) error {
 	// 1. Intake with the route held: the next hop accepts TCP and never
 	// greets, so each system's delivery agents wait and the disk and CPU go
 	// to intake. smtp-source's wall time is the figure; every 250 is durable.
+	// Without that figure the system starts with its route to the sink.
+	var mem *sampler
+	defer func() {
+		if mem != nil {
+			mem.stop()
+		}
+	}()
+	if o.measures("intake") {
+		if err := measureIntake(o, r, sys, sk, res, tag, step, &mem); err != nil {
+			return err
+		}
+	} else {
+		if err := sys.start(sk.port); err != nil {
+			return err
+		}
+		mem = startSampler(sys.pids, 250*time.Millisecond)
+	}
+
+	// 2. End to end: SMTP in → every recipient counted at the sink.
+	for _, v := range []struct {
+		fig         string
+		n, size, rc int
+	}{
+		{"e2e", o.messages, o.size, 1},
+		{"e2e10", o.rcptMessages, o.size, 10},
+		{"e2elarge", o.largeMessages, o.largeSize, 1},
+	} {
+		if !o.measures(v.fig) {
+			continue
+		}
+		meter := startCPU(sys.pids, sk.cmd.Process.Pid)
+		took, srcCPU, err := smtpSourceUntilCounted(sk, sys.smtpPort(), o.sessions, v.n, v.size, v.rc, tag(v.fig), o.drain)
+		if err != nil {
+			return fmt.Errorf("%s: %w", v.fig, err)
+		}
+		if v.fig == "e2elarge" {
+			res.cpu.add(fmt.Sprintf("%d: %s", r, name), meter.stop(v.n, srcCPU))
+		}
+		res.add(v.fig, name, r, float64(v.n)/took.Seconds())
+		step("%s: %d × %d B × %d rcpt in %.2f s, %.0f msg/s", v.fig, v.n, v.size, v.rc, took.Seconds(), float64(v.n)/took.Seconds())
+	}
+
+	// 3. sendmail -t -i, one process per message, one after another: the
+	// figure is how fast a program calling it gets its messages stored.
+	if o.measures("sendmail") {
+		took, err := sendmailLoop(sys, o.sendmailN, o.size, tag("sendmail"))
+		if err != nil {
+			return fmt.Errorf("sendmail: %w", err)
+		}
+		res.add("sendmail", name, r, float64(o.sendmailN)/took.Seconds())
+		step("sendmail: %d in %.2f s, %.1f msg/s", o.sendmailN, took.Seconds(), float64(o.sendmailN)/took.Seconds())
+		if _, err := sk.waitFor(tag("sendmail"), o.sendmailN, o.drain); err != nil {
+			return fmt.Errorf("sendmail: %w", err)
+		}
+	}
+
+	peak := mem.stop()
+	mem = nil
+	res.add("rss", name, r, float64(peak.rss)/1024)
+	res.add("pss", name, r, float64(peak.pss)/1024)
+	step("peak RSS %d MiB, PSS %d MiB (all processes)", peak.rss>>10, peak.pss>>10)
+
+	// Exactly once, for every figure, now that everything has settled.
+	time.Sleep(500 * time.Millisecond)
+	for _, c := range []struct {
+		fig string
+		n   int
+	}{{"intake", o.messages}, {"e2e", o.messages}, {"e2e10", o.rcptMessages * 10}, {"e2elarge", o.largeMessages}, {"sendmail", o.sendmailN}} {
+		if !o.measures(c.fig) {
+			continue
+		}
+		if err := sk.verify(tag(c.fig), c.n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measureIntake is the intake figure (route held) and the flush of that
+// queue after a restart with the route to the sink; it leaves the system
+// running, relaying to the sink, and its memory sampled into *mem.
+func measureIntake(o options, r int, sys system, sk *sink, res *results, tag func(string) string, step func(string, ...any), mem **sampler) error {
+	name := sys.name()
 	hold, err := startHolder()
 	if err != nil {
 		return err
@@ -294,13 +412,8 @@ func measureSystem(o options, r int, sys system, sk *sink, res *results) error {
 	if err := sys.start(hold.port); err != nil {
 		return err
 	}
-	mem := startSampler(sys.pids, 250*time.Millisecond)
-	defer func() {
-		if mem != nil {
-			mem.stop()
-		}
-	}()
-	took, err := smtpSource(sys.smtpPort(), o.sessions, o.messages, o.size, 1, tag("intake"))
+	*mem = startSampler(sys.pids, 250*time.Millisecond)
+	took, _, err := smtpSource(sys.smtpPort(), o.sessions, o.messages, o.size, 1, tag("intake"))
 	if err != nil {
 		return fmt.Errorf("intake: %w", err)
 	}
@@ -324,58 +437,12 @@ func measureSystem(o options, r int, sys system, sk *sink, res *results) error {
 	}
 	res.add("flushed", name, r, float64(o.messages)/at.Sub(start).Seconds())
 	step("flush after restart: all %d at the sink in %.2f s", o.messages, at.Sub(start).Seconds())
-
-	// 2. End to end: SMTP in → every recipient counted at the sink.
-	for _, v := range []struct {
-		fig         string
-		n, size, rc int
-	}{
-		{"e2e", o.messages, o.size, 1},
-		{"e2e10", o.rcptMessages, o.size, 10},
-		{"e2elarge", o.largeMessages, o.largeSize, 1},
-	} {
-		took, err := smtpSourceUntilCounted(sk, sys.smtpPort(), o.sessions, v.n, v.size, v.rc, tag(v.fig), o.drain)
-		if err != nil {
-			return fmt.Errorf("%s: %w", v.fig, err)
-		}
-		res.add(v.fig, name, r, float64(v.n)/took.Seconds())
-		step("%s: %d × %d B × %d rcpt in %.2f s, %.0f msg/s", v.fig, v.n, v.size, v.rc, took.Seconds(), float64(v.n)/took.Seconds())
-	}
-
-	// 3. sendmail -t -i, one process per message, one after another: the
-	// figure is how fast a program calling it gets its messages stored.
-	took, err = sendmailLoop(sys, o.sendmailN, o.size, tag("sendmail"))
-	if err != nil {
-		return fmt.Errorf("sendmail: %w", err)
-	}
-	res.add("sendmail", name, r, float64(o.sendmailN)/took.Seconds())
-	step("sendmail: %d in %.2f s, %.1f msg/s", o.sendmailN, took.Seconds(), float64(o.sendmailN)/took.Seconds())
-	if _, err := sk.waitFor(tag("sendmail"), o.sendmailN, o.drain); err != nil {
-		return fmt.Errorf("sendmail: %w", err)
-	}
-
-	peak := mem.stop()
-	mem = nil
-	res.add("rss", name, r, float64(peak.rss)/1024)
-	res.add("pss", name, r, float64(peak.pss)/1024)
-	step("peak RSS %d MiB, PSS %d MiB (all processes)", peak.rss>>10, peak.pss>>10)
-
-	// Exactly once, for every figure, now that everything has settled.
-	time.Sleep(500 * time.Millisecond)
-	for _, c := range []struct {
-		fig string
-		n   int
-	}{{"intake", o.messages}, {"e2e", o.messages}, {"e2e10", o.rcptMessages * 10}, {"e2elarge", o.largeMessages}, {"sendmail", o.sendmailN}} {
-		if err := sk.verify(tag(c.fig), c.n); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
 // smtpSource runs smtp-source into 127.0.0.1:port and returns its wall time.
 // -N makes every recipient address unique; the domain is the tag.
-func smtpSource(port, sessions, n, size, rcpts int, tag string) (time.Duration, error) {
+func smtpSource(port, sessions, n, size, rcpts int, tag string) (took, cpu time.Duration, err error) {
 	args := []string{"-N", "-s", strconv.Itoa(sessions), "-m", strconv.Itoa(n), "-l", strconv.Itoa(size),
 		"-f", "a@example.com", "-t", "x@" + tag}
 	if rcpts > 1 {
@@ -386,26 +453,31 @@ func smtpSource(port, sessions, n, size, rcpts int, tag string) (time.Duration, 
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err := cmd.Run()
-	took := time.Since(start)
-	if err != nil || strings.Contains(out.String(), "smtp-source:") {
-		return took, fmt.Errorf("smtp-source %s: %v: %s", strings.Join(args, " "), err, firstLines(out.String(), 5))
+	err = cmd.Run()
+	took = time.Since(start)
+	if cmd.ProcessState != nil {
+		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
-	return took, nil
+	if err != nil || strings.Contains(out.String(), "smtp-source:") {
+		return took, cpu, fmt.Errorf("smtp-source %s: %v: %s", strings.Join(args, " "), err, firstLines(out.String(), 5))
+	}
+	return took, cpu, nil
 }
 
 // smtpSourceUntilCounted is the time from smtp-source's start until the
 // sink has counted every recipient.
-func smtpSourceUntilCounted(sk *sink, port, sessions, n, size, rcpts int, tag string, limit time.Duration) (time.Duration, error) {
+// It also returns smtp-source's CPU time.
+func smtpSourceUntilCounted(sk *sink, port, sessions, n, size, rcpts int, tag string, limit time.Duration) (time.Duration, time.Duration, error) {
 	start := time.Now()
-	if _, err := smtpSource(port, sessions, n, size, rcpts, tag); err != nil {
-		return 0, err
+	_, cpu, err := smtpSource(port, sessions, n, size, rcpts, tag)
+	if err != nil {
+		return 0, cpu, err
 	}
 	at, err := sk.waitFor(tag, n*rcpts, limit)
 	if err != nil {
-		return 0, err
+		return 0, cpu, err
 	}
-	return at.Sub(start), nil
+	return at.Sub(start), cpu, nil
 }
 
 // sendmailLoop runs sendmail -t -i once per message, one at a time, each

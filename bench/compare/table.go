@@ -9,7 +9,8 @@ import (
 
 // results holds one value per figure, system and run.
 type results struct {
-	v map[string]map[string][]float64 // figure → system ("" for the machine) → per run
+	v   map[string]map[string][]float64 // figure → system ("" for the machine) → per run
+	cpu cpuLog                          // CPU by process during the large figure and its ceiling
 }
 
 func newResults() *results { return &results{v: map[string]map[string][]float64{}} }
@@ -70,15 +71,21 @@ func printTable(w io.Writer, header string, o options, r *results) {
 		}
 		return "—"
 	}
-	ceiling, haveCeiling := r.median("ceiling", "")
 	for _, f := range figs {
+		if len(r.v[f.key]) == 0 {
+			continue // not measured (--figures)
+		}
 		ratio := "—"
 		p, okp := r.median(f.key, "postfix")
 		m, okm := r.median(f.key, "mailq")
 		if okp && okm && p > 0 {
 			ratio = fmt.Sprintf("%.2f×", m/p)
 		}
-		if f.key == "e2e" && haveCeiling && ceiling > 0 {
+		ceiling, haveCeiling := r.median("ceiling", "")
+		if f.key == "e2elarge" { // smtp-source → smtp-sink at the large size
+			ceiling, haveCeiling = r.median("ceilinglarge", "")
+		}
+		if (f.key == "e2e" || f.key == "e2elarge") && haveCeiling && ceiling > 0 {
 			var of []string
 			if okp {
 				of = append(of, fmt.Sprintf("Postfix %.2f×", p/ceiling))
@@ -91,7 +98,8 @@ func printTable(w io.Writer, header string, o options, r *results) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s; %s |\n", f.label, cell(f.key, "postfix", f.format), cell(f.key, "mailq", f.format),
 			ratio, r.runs(f.key, "postfix", f.format), r.runs(f.key, "mailq", f.format))
 	}
-	fmt.Fprintf(w, "\nThe machine in the same runs: loopback ceiling (smtp-source → smtp-sink) %s msg/s (runs %s); disk %s fsyncs/s of 4 KiB (runs %s).\n",
-		cell("ceiling", "", "%.0f"), r.runs("ceiling", "", "%.0f"), cell("fsync", "", "%.0f"), r.runs("fsync", "", "%.0f"))
+	fmt.Fprintf(w, "\nThe machine in the same runs: loopback ceiling (smtp-source → smtp-sink) %s msg/s (runs %s), at %d KiB %s msg/s (runs %s); disk %s fsyncs/s of 4 KiB (runs %s).\n",
+		cell("ceiling", "", "%.0f"), r.runs("ceiling", "", "%.0f"), o.largeSize>>10, cell("ceilinglarge", "", "%.0f"), r.runs("ceilinglarge", "", "%.0f"),
+		cell("fsync", "", "%.0f"), r.runs("fsync", "", "%.0f"))
 	fmt.Fprintln(w, "Every recipient of every figure arrived at the sink exactly once.")
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -197,6 +198,76 @@ func TestBodySeeksToAnyOffset(t *testing.T) {
 		}
 		if !bytes.Equal(rest, body[off:]) {
 			t.Fatalf("after Seek(%d): got %d bytes, want %d (content differs)", off, len(rest), len(body)-int(off))
+		}
+	}
+}
+
+// TestBodyWriteToReusesOneBuffer: io.Copy of a stored body (what DATA and
+// BDAT do) gets every byte, from any offset, through the reader's own
+// buffer: no 64 KiB allocation per chunk and no copy buffer of io.Copy's.
+func TestBodyWriteToReusesOneBuffer(t *testing.T) {
+	ts := openTestStore(t)
+	body := make([]byte, 8*bodyChunkSize+333)
+	for i := range body {
+		body[i] = byte(i % 253)
+	}
+	id := ts.mustEnqueue(t, envelope("a@example.com", "b@example.org"), string(body))
+	for _, off := range []int64{0, 7, bodyChunkSize, 5*bodyChunkSize + 1} {
+		rc, err := ts.Body(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rc.(io.Seeker).Seek(off, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if n, err := io.Copy(&got, rc); err != nil || n != int64(len(body))-off {
+			t.Fatalf("io.Copy from %d: %d bytes, %v; want %d", off, n, err, int64(len(body))-off)
+		}
+		rc.Close()
+		if !bytes.Equal(got.Bytes(), body[off:]) {
+			t.Fatalf("io.Copy from %d: content differs", off)
+		}
+	}
+	allocated := testing.AllocsPerRun(5, func() {
+		rc, err := ts.Body(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+	})
+	var ms1, ms2 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+	for range 5 {
+		rc, _ := ts.Body(id)
+		io.Copy(io.Discard, rc)
+		rc.Close()
+	}
+	runtime.ReadMemStats(&ms2)
+	perBody := (ms2.TotalAlloc - ms1.TotalAlloc) / 5
+	t.Logf("reading a %d-byte body: %.0f allocations, %d bytes", len(body), allocated, perBody)
+	if perBody > bodyChunkSize/2 {
+		t.Fatalf("reading a %d-byte body allocated %d bytes; want well under one chunk (%d)", len(body), perBody, bodyChunkSize)
+	}
+}
+
+// TestHasEightBitEveryPosition: an 8-bit byte is found wherever it sits
+// relative to the 32-byte steps, and 7-bit text of any length is not.
+func TestHasEightBitEveryPosition(t *testing.T) {
+	for n := 0; n <= 100; n++ {
+		p := bytes.Repeat([]byte{0x7f}, n)
+		if hasEightBit(p) {
+			t.Fatalf("%d bytes of 0x7f: reported 8-bit", n)
+		}
+		for i := range p {
+			p[i] = 0x80
+			if !hasEightBit(p) {
+				t.Fatalf("%d bytes with 0x80 at %d: not found", n, i)
+			}
+			p[i] = 0x7f
 		}
 	}
 }

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux architecture Debian ships.
+const clockTicks = 100
+
+// cpuOf is the CPU time (user + system) the processes pids have used,
+// counting the children they have reaped (cutime, cstime): Postfix's
+// master reaps its smtpd, cleanup and smtp processes, so one that ran and
+// exited during a figure still counts, through its parent.
+func cpuOf(pids []int) time.Duration {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		// After "pid (comm)": state is field 3; utime, stime, cutime
+		// and cstime are fields 14-17.
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		for _, s := range f[11:15] {
+			n, _ := strconv.ParseInt(s, 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// selfCPU is this process's own CPU time: the sink's dump is read and
+// counted here, and that costs the box CPU too.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuSplit is the CPU one figure took, by process, while n messages passed.
+type cpuSplit struct {
+	n                                   int
+	wall, system, source, sink, harness time.Duration
+}
+
+// cpuMeter takes the readings a cpuSplit is the difference of.
+type cpuMeter struct {
+	systemPIDs func() []int
+	sinkPID    int
+	start      time.Time
+	sys, sink  time.Duration
+	self       time.Duration
+}
+
+func startCPU(systemPIDs func() []int, sinkPID int) *cpuMeter {
+	m := &cpuMeter{systemPIDs: systemPIDs, sinkPID: sinkPID, start: time.Now(), self: selfCPU(), sink: cpuOf([]int{sinkPID})}
+	if systemPIDs != nil {
+		m.sys = cpuOf(systemPIDs())
+	}
+	return m
+}
+
+func (m *cpuMeter) stop(n int, source time.Duration) cpuSplit {
+	c := cpuSplit{n: n, wall: time.Since(m.start), source: source,
+		sink: cpuOf([]int{m.sinkPID}) - m.sink, harness: selfCPU() - m.self}
+	if m.systemPIDs != nil {
+		c.system = cpuOf(m.systemPIDs()) - m.sys
+	}
+	return c
+}
+
+// cpuLog collects the splits of the large figure for the table's footnote.
+type cpuLog struct{ rows []string }
+
+func (l *cpuLog) add(label string, c cpuSplit) {
+	per := func(d time.Duration) string {
+		return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)/float64(c.n))
+	}
+	total := c.system + c.source + c.sink + c.harness
+	l.rows = append(l.rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %.2f of 2 |", label, per(c.system), per(c.source), per(c.sink), per(c.harness), per(total),
+		float64(total)/float64(c.wall)))
+}
+
+func (l *cpuLog) print(w io.Writer, size int) {
+	if len(l.rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nCPU per message at %d KiB (ms; user+system from /proc, children reaped included), by process, and the cores all of them kept busy:\n\n", size>>10)
+	fmt.Fprintln(w, "| run: figure | system under test | smtp-source | smtp-sink | compare (reads the sink's dump) | all | cores busy |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	for _, r := range l.rows {
+		fmt.Fprintln(w, r)
+	}
+}
