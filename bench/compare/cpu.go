@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"os"
+	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -22,17 +20,8 @@ const clockTicks = 100
 func cpuOf(pids []int) time.Duration {
 	var ticks int64
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		// After "pid (comm)": state is field 3; utime, stime, cutime
-		// and cstime are fields 14-17.
-		f := strings.Fields(string(b[i+1:]))
+		// utime, stime, cutime and cstime are fields 14-17.
+		f := statFields(strconv.Itoa(pid))
 		if len(f) < 15 {
 			continue
 		}
@@ -92,8 +81,8 @@ func (l *cpuLog) add(label string, c cpuSplit) {
 		return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)/float64(c.n))
 	}
 	total := c.system + c.source + c.sink + c.harness
-	l.rows = append(l.rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %.2f of 2 |", label, per(c.system), per(c.source), per(c.sink), per(c.harness), per(total),
-		float64(total)/float64(c.wall)))
+	l.rows = append(l.rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %.2f of %d |", label, per(c.system), per(c.source), per(c.sink), per(c.harness), per(total),
+		float64(total)/float64(c.wall), runtime.NumCPU()))
 }
 
 func (l *cpuLog) print(w io.Writer, size int) {

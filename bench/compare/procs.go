@@ -79,16 +79,7 @@ func descendants(root int) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
+		f := statFields(e.Name())
 		if len(f) < 2 {
 			continue
 		}
@@ -100,6 +91,21 @@ func descendants(root int) []int {
 		out = append(out, children[out[i]]...)
 	}
 	return out
+}
+
+// statFields is /proc/<pid>/stat from field 3 (state) on, so that f[i] is
+// field i+3 of proc(5); nil when the process is gone.
+func statFields(pid string) []string {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return nil
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
 }
 
 // memory is the sum over a system's processes of Rss and Pss (KiB).
