@@ -10,6 +10,7 @@ import (
 
 	"mailq/events"
 	"mailq/events/eventstest"
+	"mailq/events/webhook"
 	"mailq/queue"
 	"mailq/queue/boltstore"
 )
@@ -47,8 +48,8 @@ func BenchmarkEndToEndWebhooks(b *testing.B) {
 				posterDone := make(chan struct{})
 				if on {
 					recv = eventstest.NewHTTP(b, []byte("bench-secret"))
-					p, err := events.NewPoster(events.PosterOptions{Store: store, Logger: zerolog.Nop(),
-						Webhooks: []events.Webhook{{Name: "bench", URL: recv.URL, Secret: recv.Secret}}})
+					p, err := webhook.NewPoster(webhook.Options{Store: store, Logger: zerolog.Nop(),
+						Webhooks: []webhook.Endpoint{{Name: "bench", URL: recv.URL, Secret: recv.Secret}}})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -14,6 +14,7 @@ import (
 	"mailq/config"
 	"mailq/delivery"
 	"mailq/events"
+	"mailq/events/webhook"
 	"mailq/queue"
 	"mailq/suppression"
 )
@@ -22,7 +23,7 @@ import (
 // webhook poster, the list (always there for mailqctl; given to delivery
 // only when [suppression] enabled), and the purge of both.
 type eventParts struct {
-	poster *events.Poster
+	poster *webhook.Poster
 	list   *suppression.List
 	cfg    *config.Config
 	log    zerolog.Logger
@@ -40,7 +41,7 @@ func storeJournal(opts queue.Options) queue.Options {
 
 func newEventParts(cfg *config.Config, store queue.Store, log zerolog.Logger) (*eventParts, error) {
 	log = log.With().Str("component", "events").Logger()
-	hooks := make([]events.Webhook, 0, len(cfg.Webhooks))
+	hooks := make([]webhook.Endpoint, 0, len(cfg.Webhooks))
 	for _, w := range cfg.Webhooks {
 		h, err := webhookFromConfig(w)
 		if err != nil {
@@ -48,7 +49,7 @@ func newEventParts(cfg *config.Config, store queue.Store, log zerolog.Logger) (*
 		}
 		hooks = append(hooks, h)
 	}
-	poster, err := events.NewPoster(events.PosterOptions{Store: store, Webhooks: hooks, Logger: log})
+	poster, err := webhook.NewPoster(webhook.Options{Store: store, Webhooks: hooks, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -59,8 +60,8 @@ func newEventParts(cfg *config.Config, store queue.Store, log zerolog.Logger) (*
 }
 
 // webhookFromConfig reads the secret and CA files of one [[webhook]].
-func webhookFromConfig(w config.Webhook) (events.Webhook, error) {
-	h := events.Webhook{Name: w.Name, URL: w.URL, Timeout: w.Timeout.Duration, MaxAge: w.MaxAge.Duration, Workers: w.Workers}
+func webhookFromConfig(w config.Webhook) (webhook.Endpoint, error) {
+	h := webhook.Endpoint{Name: w.Name, URL: w.URL, Timeout: w.Timeout.Duration, MaxAge: w.MaxAge.Duration, Workers: w.Workers}
 	where := "[[webhook]] " + w.Name
 	if w.Name == "" {
 		where = "[[webhook]] #" // the URL may hold a password; never print it

@@ -1,4 +1,7 @@
-package events
+// Package webhook posts stored events to each [[webhook]]: a durable cursor
+// per endpoint, signed POSTs, retries, and order kept per message
+// (docs/events.md).
+package webhook
 
 import (
 	"bytes"
@@ -17,38 +20,33 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/rs/zerolog"
 
+	"mailq/events"
 	"mailq/metrics"
 	"mailq/queue"
 )
 
-// Defaults of a [[webhook]] (interfaces: config.example.toml).
-const (
-	DefaultTimeout = 10 * time.Second
-	DefaultMaxAge  = 24 * time.Hour
-	DefaultWorkers = 4
-	// window bounds the events a webhook has read but not yet finished;
-	// a dead endpoint therefore holds this much memory at most.
-	window = 4096
-)
+// window bounds the events a webhook has read but not yet finished; a
+// dead endpoint therefore holds this much memory at most.
+const window = 4096
 
-// Webhook is one [[webhook]] as the poster uses it.
-type Webhook struct {
-	Name    string        // cursor name and metrics label; default the URL
-	URL     string        // http:// or https://
-	Events  map[Type]bool // nil or empty: every type
-	Secret  []byte        // HMAC key; nil sends no signature
-	Timeout time.Duration // per POST
-	MaxAge  time.Duration // an event older than this is given up
-	Workers int           // parallel POSTs; events of one message stay in order
-	TLS     *tls.Config   // e.g. RootCAs from ca_file; nil = system roots
-	Client  *http.Client  // tests may set one; default built from TLS
+// Endpoint is one [[webhook]] as the poster uses it.
+type Endpoint struct {
+	Name    string               // cursor name and metrics label; default the URL
+	URL     string               // http:// or https://
+	Events  map[events.Type]bool // nil or empty: every type
+	Secret  []byte               // HMAC key; nil sends no signature
+	Timeout time.Duration        // per POST
+	MaxAge  time.Duration        // an event older than this is given up
+	Workers int                  // parallel POSTs; events of one message stay in order
+	TLS     *tls.Config          // e.g. RootCAs from ca_file; nil = system roots
+	Client  *http.Client         // tests may set one; default built from TLS
 	Backoff func() backoff.BackOff
 }
 
-// PosterOptions configures a Poster.
-type PosterOptions struct {
+// Options configures a Poster.
+type Options struct {
 	Store    queue.Store
-	Webhooks []Webhook
+	Webhooks []Endpoint
 	Logger   zerolog.Logger
 	Now      func() time.Time // event age for max_age; default time.Now
 	// RetryInitial and RetryMax shape the backoff between tries of one
@@ -61,14 +59,14 @@ type PosterOptions struct {
 // own workers; the cursor advances over an event only once it was
 // acknowledged (2xx) or given up, so delivery is at least once.
 type Poster struct {
-	opts  PosterOptions
+	opts  Options
 	hooks []*hook
 }
 
 // NewPoster checks the webhooks and builds their HTTP clients.
-func NewPoster(opts PosterOptions) (*Poster, error) {
+func NewPoster(opts Options) (*Poster, error) {
 	if opts.Store == nil {
-		return nil, errors.New("events: PosterOptions.Store is nil")
+		return nil, errors.New("webhook: Options.Store is nil")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -90,13 +88,13 @@ func NewPoster(opts PosterOptions) (*Poster, error) {
 		}
 		seen[w.Name] = true
 		if w.Timeout <= 0 {
-			w.Timeout = DefaultTimeout
+			w.Timeout = events.DefaultTimeout
 		}
 		if w.MaxAge <= 0 {
-			w.MaxAge = DefaultMaxAge
+			w.MaxAge = events.DefaultMaxAge
 		}
 		if w.Workers <= 0 {
-			w.Workers = DefaultWorkers
+			w.Workers = events.DefaultWorkers
 		}
 		if w.Client == nil {
 			w.Client = &http.Client{Transport: &http.Transport{
@@ -145,27 +143,10 @@ func (p *Poster) MinCursor() (seq uint64, ok bool) {
 	return seq, ok
 }
 
-// WebhookStatus is one webhook's state for `mailqctl webhooks`.
-type WebhookStatus struct {
-	Name        string    `json:"name"`
-	URL         string    `json:"url"`
-	Events      []Type    `json:"events,omitempty"` // empty: every type
-	Running     bool      `json:"running"`          // its cursor is loaded and it is posting
-	Cursor      uint64    `json:"cursor"`           // every event up to this id is done
-	Pending     uint64    `json:"pending"`          // events after the cursor
-	InFlight    int       `json:"in_flight"`        // read and not yet acknowledged
-	Posted      int64     `json:"posted"`           // acknowledged with 2xx
-	Failures    int64     `json:"failures"`         // failed tries (each retried)
-	Expired     int64     `json:"expired"`          // given up after max_age
-	LastOK      time.Time `json:"last_ok,omitzero"`
-	LastError   string    `json:"last_error,omitempty"`
-	LastErrorAt time.Time `json:"last_error_at,omitzero"`
-}
-
 // Status reports every webhook.
-func (p *Poster) Status() []WebhookStatus {
+func (p *Poster) Status() []events.WebhookStatus {
 	last, _ := p.opts.Store.LastEventSeq()
-	out := make([]WebhookStatus, 0, len(p.hooks))
+	out := make([]events.WebhookStatus, 0, len(p.hooks))
 	for _, h := range p.hooks {
 		h.mu.Lock()
 		st := h.st
@@ -173,7 +154,7 @@ func (p *Poster) Status() []WebhookStatus {
 		st.InFlight = len(h.order)
 		h.mu.Unlock()
 		st.Name, st.URL = h.w.Name, redact(h.w.URL)
-		for _, t := range AllTypes {
+		for _, t := range events.AllTypes {
 			if h.w.Events[t] {
 				st.Events = append(st.Events, t)
 			}
@@ -189,17 +170,17 @@ func (p *Poster) Status() []WebhookStatus {
 // hook is one webhook's reader and workers.
 type hook struct {
 	p   *Poster
-	w   Webhook
+	w   Endpoint
 	log zerolog.Logger
 
 	notify chan struct{} // a worker finished an event (cap 1)
 
 	mu      sync.Mutex
 	started bool
-	acked   uint64          // cursor: every event up to it is done
-	order   []uint64        // read and not yet passed by the cursor, ascending
-	done    map[uint64]bool // finished events in order
-	st      WebhookStatus   // counters
+	acked   uint64               // cursor: every event up to it is done
+	order   []uint64             // read and not yet passed by the cursor, ascending
+	done    map[uint64]bool      // finished events in order
+	st      events.WebhookStatus // counters
 }
 
 type job struct {
@@ -264,7 +245,7 @@ func (h *hook) run(ctx context.Context) error {
 			}
 			for _, ev := range evs {
 				read = ev.Seq
-				e, err := Decode(ev)
+				e, err := events.Decode(ev)
 				h.mu.Lock()
 				h.order = append(h.order, ev.Seq)
 				h.mu.Unlock()
@@ -276,7 +257,7 @@ func (h *hook) run(ctx context.Context) error {
 					continue
 				}
 				select {
-				case queues[partition(e.QueueID, len(queues))] <- job{ev: ev, body: Encode(ev)}:
+				case queues[partition(e.QueueID, len(queues))] <- job{ev: ev, body: events.Encode(ev)}:
 				case <-ctx.Done():
 					return nil
 				}
@@ -302,7 +283,7 @@ func (h *hook) run(ctx context.Context) error {
 
 func (h *hook) cursorName() string { return "webhook:" + h.w.Name }
 
-func (h *hook) wants(t Type) bool { return len(h.w.Events) == 0 || h.w.Events[t] }
+func (h *hook) wants(t events.Type) bool { return len(h.w.Events) == 0 || h.w.Events[t] }
 
 // partition keeps every event of one message on one worker, so they are
 // posted in the order they happened.
@@ -443,9 +424,9 @@ func (h *hook) post(ctx context.Context, j job) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "mailq-webhook/1")
-	req.Header.Set(EventIDHeader, strconv.FormatUint(j.ev.Seq, 10))
+	req.Header.Set(events.EventIDHeader, strconv.FormatUint(j.ev.Seq, 10))
 	if len(h.w.Secret) > 0 {
-		req.Header.Set(SignatureHeader, Sign(h.w.Secret, time.Now(), j.body))
+		req.Header.Set(events.SignatureHeader, events.Sign(h.w.Secret, time.Now(), j.body))
 	}
 	resp, err := h.w.Client.Do(req)
 	if err != nil {

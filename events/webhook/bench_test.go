@@ -1,4 +1,4 @@
-package events_test
+package webhook_test
 
 import (
 	"fmt"
@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"mailq/events"
 	"mailq/events/eventstest"
+	"mailq/events/webhook"
 	"mailq/queue"
 )
 
@@ -16,7 +16,7 @@ import (
 // that verifies every signature, with 1, 4 (the default) and 16 workers,
 // and reports acknowledged events per second.
 //
-//	go test -run '^$' -bench PosterToLocalReceiver -benchtime 3x ./events/
+//	go test -run '^$' -bench PosterToLocalReceiver -benchtime 3x ./events/webhook/
 func BenchmarkPosterToLocalReceiver(b *testing.B) {
 	for _, workers := range []int{1, 4, 16} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
@@ -26,7 +26,7 @@ func BenchmarkPosterToLocalReceiver(b *testing.B) {
 				b.StopTimer()
 				s := openStore(b)
 				r := eventstest.NewHTTP(b, []byte("bench"))
-				hooks := []events.Webhook{{Name: "bench", URL: r.URL, Secret: r.Secret, Workers: workers}}
+				hooks := []webhook.Endpoint{{Name: "bench", URL: r.URL, Secret: r.Secret, Workers: workers}}
 				// Start at the beginning of the log: a first run stores its cursor at 0.
 				if err := s.SetEventCursor("webhook:bench", 0); err != nil {
 					b.Fatal(err)
@@ -42,7 +42,7 @@ func BenchmarkPosterToLocalReceiver(b *testing.B) {
 				}
 				b.StartTimer()
 				start := time.Now()
-				_, stop := runPoster(b, events.PosterOptions{Store: s, Webhooks: hooks})
+				_, stop := runPoster(b, webhook.Options{Store: s, Webhooks: hooks})
 				for r.Count() < msgs*rcpts {
 					time.Sleep(time.Millisecond)
 				}

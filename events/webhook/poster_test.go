@@ -1,4 +1,4 @@
-package events_test
+package webhook_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"mailq/events"
 	"mailq/events/eventstest"
+	"mailq/events/webhook"
 	"mailq/queue"
 	"mailq/queue/boltstore"
 )
@@ -65,13 +66,13 @@ func makeTraffic(t *testing.T, s queue.Store, n int) int {
 	return 4 * n
 }
 
-func runPoster(t testing.TB, opts events.PosterOptions) (*events.Poster, func()) {
+func runPoster(t testing.TB, opts webhook.Options) (*webhook.Poster, func()) {
 	t.Helper()
 	if opts.RetryInitial == 0 {
 		opts.RetryInitial, opts.RetryMax = 10*time.Millisecond, 100*time.Millisecond
 	}
 	opts.Logger = zerolog.Nop()
-	p, err := events.NewPoster(opts)
+	p, err := webhook.NewPoster(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestPosterPostsEveryEventSignedInOrder(t *testing.T) {
 	s := openStore(t)
 	plain := eventstest.NewHTTP(t, []byte("plain-secret"))
 	secure := eventstest.NewHTTPS(t, []byte("tls-secret"))
-	_, _ = runPoster(t, events.PosterOptions{Store: s, Webhooks: []events.Webhook{
+	_, _ = runPoster(t, webhook.Options{Store: s, Webhooks: []webhook.Endpoint{
 		{Name: "plain", URL: plain.URL, Secret: plain.Secret},
 		{Name: "secure", URL: secure.URL, Secret: secure.Secret, TLS: tlsTo(secure),
 			Events: map[events.Type]bool{events.Bounced: true, events.Delivered: true}},
@@ -168,7 +169,7 @@ func TestPosterRetriesUntilReceiverComesBack(t *testing.T) {
 	s := openStore(t)
 	r := eventstest.NewHTTP(t, []byte("k"))
 	r.SetDown(true)
-	p, _ := runPoster(t, events.PosterOptions{Store: s, Webhooks: []events.Webhook{{Name: "app", URL: r.URL, Secret: r.Secret, Workers: 3}}})
+	p, _ := runPoster(t, webhook.Options{Store: s, Webhooks: []webhook.Endpoint{{Name: "app", URL: r.URL, Secret: r.Secret, Workers: 3}}})
 	total := makeTraffic(t, s, 20)
 	deadline := time.Now().Add(20 * time.Second)
 	for r.Refused() < 10 && time.Now().Before(deadline) {
@@ -193,7 +194,7 @@ func TestPosterGivesUpAfterMaxAge(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	p, _ := runPoster(t, events.PosterOptions{Store: s, Now: clock, Webhooks: []events.Webhook{{Name: "app", URL: r.URL, MaxAge: time.Hour}}})
+	p, _ := runPoster(t, webhook.Options{Store: s, Now: clock, Webhooks: []webhook.Endpoint{{Name: "app", URL: r.URL, MaxAge: time.Hour}}})
 	total := makeTraffic(t, s, 3)
 	eventually(t, func() bool { return r.Refused() >= 3 })
 	mu.Lock()
@@ -210,9 +211,9 @@ func TestPosterGivesUpAfterMaxAge(t *testing.T) {
 func TestPosterResumesAtItsCursor(t *testing.T) {
 	s := openStore(t)
 	r := eventstest.NewHTTP(t, nil)
-	hooks := []events.Webhook{{Name: "app", URL: r.URL}}
+	hooks := []webhook.Endpoint{{Name: "app", URL: r.URL}}
 	first := makeTraffic(t, s, 5) // before the webhook existed: never posted
-	p, stop := runPoster(t, events.PosterOptions{Store: s, Webhooks: hooks})
+	p, stop := runPoster(t, webhook.Options{Store: s, Webhooks: hooks})
 	eventually(t, func() bool { return p.Status()[0].Cursor == uint64(first) })
 	second := makeTraffic(t, s, 5)
 	r.WaitFor(t, 20*time.Second, "the second batch", func(m map[uint64]events.Event) bool { return len(m) == second })
@@ -221,7 +222,7 @@ func TestPosterResumesAtItsCursor(t *testing.T) {
 	eventually(t, func() bool { return p.Status()[0].Pending == 0 })
 	stop()
 	third := makeTraffic(t, s, 5)
-	runPoster(t, events.PosterOptions{Store: s, Webhooks: hooks})
+	runPoster(t, webhook.Options{Store: s, Webhooks: hooks})
 	r.WaitFor(t, 20*time.Second, "the third batch", func(m map[uint64]events.Event) bool { return len(m) == second+third })
 	byID, dups := r.Distinct()
 	if dups != 0 {
