@@ -114,7 +114,7 @@ func (e *NotSyncedError) Unwrap() error { return e.Err }
 // metadata, the new directory entry included. Dearer on a busy filesystem,
 // but the only durable commit open to a writer that cannot open new/.
 func syncRename(newDir string, f *os.File) error {
-	err := syncDir(newDir)
+	err := SyncDir(newDir)
 	if err == nil || !errors.Is(err, fs.ErrPermission) {
 		return err
 	}
@@ -163,7 +163,9 @@ func uniqueName() (string, error) {
 	return fmt.Sprintf("%d.%d.%s", time.Now().UnixNano(), os.Getpid(), hex.EncodeToString(rnd[:])), nil
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory, so a name created or renamed in it survives a
+// crash (the maildrop writer and its reader both need it).
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -146,7 +146,7 @@ func BenchmarkDropCommit(b *testing.B) {
 		name   string
 		commit func(dir string, f *os.File) error
 	}{
-		{"fsync-dir", func(dir string, _ *os.File) error { return syncDir(dir) }},
+		{"fsync-dir", func(dir string, _ *os.File) error { return SyncDir(dir) }},
 		{"syncfs", func(_ string, f *os.File) error { return unix.Syncfs(int(f.Fd())) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {

@@ -17,6 +17,7 @@ import (
 	"mailq/control"
 	"mailq/delivery"
 	"mailq/intake"
+	"mailq/intake/maildrop"
 	"mailq/metrics"
 	"mailq/queue"
 	"mailq/submission"
@@ -29,7 +30,7 @@ type components struct {
 	log zerolog.Logger
 
 	delivery *delivery.Engine
-	maildrop *intake.Maildrop
+	maildrop *maildrop.Watcher
 	events   *eventParts // webhooks and the suppression list (events.go)
 
 	intake       sync.WaitGroup // submission listeners, maildrop, control
@@ -83,7 +84,7 @@ func startComponents(ctx context.Context, cfg *config.Config, store queue.Store,
 		bound = append(bound, l.Serve)
 	}
 
-	c.maildrop = intake.NewMaildrop(intake.MaildropOptions{
+	c.maildrop = maildrop.New(maildrop.Options{
 		Dir:            cfg.Maildrop.Dir,
 		Store:          store,
 		MaxMessageSize: cfg.MaxMessageSize,

@@ -1,4 +1,4 @@
-package intake
+package maildrop
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"mailq/intake"
 	"mailq/queue"
 	"mailq/queue/boltstore"
 )
@@ -19,7 +20,7 @@ import (
 type maildropRig struct {
 	dir    string
 	store  queue.Store
-	md     *Maildrop
+	md     *Watcher
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -43,7 +44,7 @@ func startMaildrop(t *testing.T, poll time.Duration, maxSize int64, before func(
 		t.Fatal(err)
 	}
 	r := &maildropRig{dir: dir, store: st, done: make(chan error, 1)}
-	r.md = NewMaildrop(MaildropOptions{Dir: dir, Store: st, MaxMessageSize: maxSize, Hostname: "mx.test",
+	r.md = New(Options{Dir: dir, Store: st, MaxMessageSize: maxSize, Hostname: "mx.test",
 		PollInterval: poll, Logger: zerolog.New(io.Discard)})
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -136,7 +137,7 @@ func TestMaildropTakesBothFormats(t *testing.T) {
 	envMsg := "Subject: envelope\r\n\r\nhello\r\n"
 	emlMsg := "From: Alice <alice@example.com>\r\nTo: bob@example.org, team: c@example.org;\r\nBcc: secret@example.org\r\nSubject: eml\r\n\r\nbody\r\n"
 	r := startMaildrop(t, time.Hour, 0, func(dir string) {
-		if _, err := DropFile(dir, queue.Envelope{Sender: "", Ret: "HDRS", EnvID: "E1",
+		if _, err := intake.DropFile(dir, queue.Envelope{Sender: "", Ret: "HDRS", EnvID: "E1",
 			Recipients: []queue.RecipientSpec{{Address: "x@example.org", Notify: "NEVER"}}}, strings.NewReader(envMsg)); err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +193,7 @@ func TestMaildropTakesFileDroppedWhileRunning(t *testing.T) {
 	r := startMaildrop(t, time.Hour, 0, nil)
 	time.Sleep(50 * time.Millisecond) // let Run set up its watch
 	start := time.Now()
-	if _, err := DropFile(r.dir, queue.Envelope{Sender: "a@example.com",
+	if _, err := intake.DropFile(r.dir, queue.Envelope{Sender: "a@example.com",
 		Recipients: []queue.RecipientSpec{{Address: "b@example.org"}}}, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestMaildropScanWithoutWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	md := NewMaildrop(MaildropOptions{Dir: filepath.Join(base, "md"), Store: st, Hostname: "mx.test", Logger: zerolog.New(io.Discard)})
+	md := New(Options{Dir: filepath.Join(base, "md"), Store: st, Hostname: "mx.test", Logger: zerolog.New(io.Discard)})
 	if err := md.MakeDirs(); err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +256,7 @@ func TestMaildropBadFiles(t *testing.T) {
 		{name: "binary", content: "\x7fELF\x02\x01\x01\x00\x00\x00\n\xff\xfe\n\n", because: "NUL"},
 		{name: "oversize", content: tooBig, because: "maximum message size"},
 		{name: "long-line", content: strings.Repeat("a", 10000) + "\n\n", because: "longer than"},
-		{name: "too-many-recipients", content: "a@example.com\n" + strings.Repeat("b@example.org\n", DefaultMaxRecipients+1) + "\nbody", because: "too many recipients"},
+		{name: "too-many-recipients", content: "a@example.com\n" + strings.Repeat("b@example.org\n", intake.DefaultMaxRecipients+1) + "\nbody", because: "too many recipients"},
 		{name: "empty-message", content: "a@example.com\nb@example.org\n\n", because: "message is empty"},
 		{name: "unknown-param", content: "a@example.com FOO=1\nb@example.org\n\nbody", because: "unknown sender parameter"},
 		{name: "bad-notify", content: "a@example.com\nb@example.org NOTIFY=NEVER,DELAY\n\nbody", because: "NEVER"},
@@ -322,7 +323,7 @@ func TestMaildropStoreErrorLeavesFile(t *testing.T) {
 	r.stop(t)
 	r.store.Close()
 	// A store that refuses (closed): the file must stay in new/, untouched.
-	md := NewMaildrop(MaildropOptions{Dir: r.dir, Store: r.store, PollInterval: 20 * time.Millisecond, Logger: zerolog.New(io.Discard)})
+	md := New(Options{Dir: r.dir, Store: r.store, PollInterval: 20 * time.Millisecond, Logger: zerolog.New(io.Discard)})
 	content := "a@example.com\nb@example.org\n\nbody\r\n"
 	writeNew(t, r.dir, "keep", content)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -347,7 +348,7 @@ func TestMaildropCreatesDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	md := NewMaildrop(MaildropOptions{Dir: dir, Store: st, Logger: zerolog.New(io.Discard)})
+	md := New(Options{Dir: dir, Store: st, Logger: zerolog.New(io.Discard)})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := md.Run(ctx); err != nil {

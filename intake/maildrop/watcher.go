@@ -1,4 +1,8 @@
-package intake
+// Package maildrop takes the files local programs drop into the maildrop
+// directory (sendmail when the daemon is down; docs/maildrop.md) into the
+// queue: it watches new/, waits for each file to settle, enqueues it and
+// moves what it cannot read to failed/.
+package maildrop
 
 import (
 	"context"
@@ -6,21 +10,20 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
+	"mailq/intake"
 	"mailq/metrics"
 	"mailq/queue"
 )
 
-// MaildropOptions configures NewMaildrop.
-type MaildropOptions struct {
+// Options configures New.
+type Options struct {
 	Dir            string      // the maildrop; tmp/, new/ and failed/ are created inside
 	Store          queue.Store // where taken messages go
 	MaxMessageSize int64       // bytes of message (after the envelope lines); <= 0 = no limit
@@ -35,9 +38,9 @@ type MaildropOptions struct {
 	Now    func() time.Time // default time.Now
 }
 
-// Maildrop takes files out of <dir>/new/ into the queue (docs/maildrop.md). Files are processed one at a time by Run's goroutine.
-type Maildrop struct {
-	opts MaildropOptions
+// Watcher takes files out of <dir>/new/ into the queue (docs/maildrop.md). Files are processed one at a time by Run's goroutine.
+type Watcher struct {
+	opts Options
 	// enqueuedNotRemoved holds files already stored in the queue whose
 	// removal failed; they are never enqueued again while we run.
 	enqueuedNotRemoved map[string]bool
@@ -45,8 +48,8 @@ type Maildrop struct {
 	settling map[string]time.Time
 }
 
-// NewMaildrop returns a maildrop pickup; Run starts it.
-func NewMaildrop(opts MaildropOptions) *Maildrop {
+// New returns a maildrop pickup; Run starts it.
+func New(opts Options) *Watcher {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 2 * time.Second
 	}
@@ -59,7 +62,7 @@ func NewMaildrop(opts MaildropOptions) *Maildrop {
 	if opts.Hostname == "" {
 		opts.Hostname, _ = os.Hostname()
 	}
-	return &Maildrop{opts: opts, enqueuedNotRemoved: map[string]bool{}, settling: map[string]time.Time{}}
+	return &Watcher{opts: opts, enqueuedNotRemoved: map[string]bool{}, settling: map[string]time.Time{}}
 }
 
 // Directory modes, as systemd/tmpfiles.d/mailq.conf makes them
@@ -79,7 +82,7 @@ const (
 // file that arrives (inotify plus a scan every PollInterval, so nothing is
 // missed) until ctx is done. It returns nil when ctx ends, or an error if the
 // maildrop cannot be set up.
-func (m *Maildrop) Run(ctx context.Context) error {
+func (m *Watcher) Run(ctx context.Context) error {
 	if err := m.MakeDirs(); err != nil {
 		return err
 	}
@@ -130,7 +133,7 @@ func (m *Maildrop) Run(ctx context.Context) error {
 // MakeDirs creates the maildrop and its tmp/, new/ and failed/ when missing.
 // Run does it too; the daemon calls it before it reports ready, so a writer
 // that waits for "ready" finds the directories there.
-func (m *Maildrop) MakeDirs() error {
+func (m *Watcher) MakeDirs() error {
 	if err := os.MkdirAll(m.opts.Dir, modeMaildropDir); err != nil {
 		return fmt.Errorf("maildrop: create %s: %w", m.opts.Dir, err)
 	}
@@ -159,7 +162,7 @@ func (m *Maildrop) MakeDirs() error {
 // (RestrictSUIDSGID=, when the daemon makes the maildrop itself rather than
 // systemd-tmpfiles), the directory is made without it and a warning says
 // what that costs.
-func (m *Maildrop) chmodDropDir(p string, mode os.FileMode) error {
+func (m *Watcher) chmodDropDir(p string, mode os.FileMode) error {
 	err := os.Chmod(p, mode)
 	if err != nil && mode&os.ModeSetgid != 0 && errors.Is(err, syscall.EPERM) {
 		if err = os.Chmod(p, mode&^os.ModeSetgid); err == nil {
@@ -173,7 +176,7 @@ func (m *Maildrop) chmodDropDir(p string, mode os.FileMode) error {
 }
 
 // scan takes every file in new/, in name order.
-func (m *Maildrop) scan(ctx context.Context) {
+func (m *Watcher) scan(ctx context.Context) {
 	newDir := filepath.Join(m.opts.Dir, "new")
 	f, err := os.Open(newDir)
 	if err != nil {
@@ -194,7 +197,7 @@ func (m *Maildrop) scan(ctx context.Context) {
 }
 
 // take stores one file in the queue and removes it, or moves it to failed/.
-func (m *Maildrop) take(ctx context.Context, name string) {
+func (m *Watcher) take(ctx context.Context, name string) {
 	if m.enqueuedNotRemoved[name] {
 		m.removeTaken(name)
 		return
@@ -239,7 +242,7 @@ func renamedAfterWrite(fi os.FileInfo) bool {
 }
 
 // nextSettled is how long until the first settling file is due.
-func (m *Maildrop) nextSettled() time.Duration {
+func (m *Watcher) nextSettled() time.Duration {
 	next := time.Hour
 	for _, due := range m.settling {
 		next = min(next, time.Until(due))
@@ -248,7 +251,7 @@ func (m *Maildrop) nextSettled() time.Duration {
 }
 
 // takeSettled looks again at the settling files that are due.
-func (m *Maildrop) takeSettled(ctx context.Context) {
+func (m *Watcher) takeSettled(ctx context.Context) {
 	now := time.Now()
 	for name, due := range m.settling {
 		if !now.Before(due) && ctx.Err() == nil {
@@ -257,7 +260,7 @@ func (m *Maildrop) takeSettled(ctx context.Context) {
 	}
 }
 
-func (m *Maildrop) removeTaken(name string) {
+func (m *Watcher) removeTaken(name string) {
 	path := filepath.Join(m.opts.Dir, "new", name)
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		m.enqueuedNotRemoved[name] = true
@@ -282,7 +285,7 @@ func isBadFile(err error) bool {
 
 // enqueueFile parses, validates and stores one file. Errors caused by the
 // file are *badFileError; store errors are returned as they are.
-func (m *Maildrop) enqueueFile(path, name string) (queue.ID, error) {
+func (m *Watcher) enqueueFile(path, name string) (queue.ID, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -313,25 +316,25 @@ func (m *Maildrop) enqueueFile(path, name string) (queue.ID, error) {
 	var env queue.Envelope
 	var msg io.Reader
 	if strings.HasSuffix(name, ".eml") {
-		env, msg, err = ParseEMLFile(src)
+		env, msg, err = intake.ParseEMLFile(src)
 	} else {
-		env, msg, err = ParseEnvelopeFile(src)
+		env, msg, err = intake.ParseEnvelopeFile(src)
 	}
 	if err != nil {
 		return "", bad(err)
 	}
-	if err := ValidateEnvelope(&env); err != nil {
+	if err := intake.ValidateEnvelope(&env); err != nil {
 		return "", bad(err)
 	}
-	limits := Limits{MaxMessageSize: m.opts.MaxMessageSize, MaxRecipients: m.opts.MaxRecipients}
+	limits := intake.Limits{MaxMessageSize: m.opts.MaxMessageSize, MaxRecipients: m.opts.MaxRecipients}
 	if err := limits.CheckEnvelope(&env); err != nil {
 		return "", bad(err)
 	}
 	env.Source = "maildrop"
 	now := m.opts.Now()
-	received := Received("", m.opts.Hostname, "local (mailq maildrop)", name, now)
+	received := intake.Received("", m.opts.Hostname, "local (mailq maildrop)", name, now)
 	body := &trackedReader{r: io.MultiReader(strings.NewReader(received), limits.Body(msg))}
-	arrival := NewArrivalReader(body)
+	arrival := intake.NewArrivalReader(body)
 	id, err := m.opts.Store.Enqueue(env, arrival)
 	if err != nil {
 		if src.err != nil || body.err != nil {
@@ -342,19 +345,10 @@ func (m *Maildrop) enqueueFile(path, name string) (queue.ID, error) {
 	}
 	owner := ""
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		owner = UserName(st.Uid)
+		owner = intake.UserName(st.Uid)
 	}
-	LogArrival(m.opts.Logger, Arrival{ID: id, Env: env, Client: "maildrop file " + name, User: owner, Body: arrival})
+	intake.LogArrival(m.opts.Logger, intake.Arrival{ID: id, Env: env, Client: "maildrop file " + name, User: owner, Body: arrival})
 	return id, nil
-}
-
-// UserName is the login name of uid, or "uid N" when it has none: who
-// wrote a maildrop file or called the control socket.
-func UserName(uid uint32) string {
-	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
-		return u.Username
-	}
-	return fmt.Sprintf("uid %d", uid)
 }
 
 // trackedReader remembers the first read error other than io.EOF, so a
@@ -377,7 +371,7 @@ func (t *trackedReader) Read(p []byte) (int, error) {
 // and the drop-in group, and the operators who read failed/ (the daemon's
 // group) could not open it otherwise. The original leaves new/ last, so a
 // crash in between only means the file is examined again.
-func (m *Maildrop) fail(name string, reason error) {
+func (m *Watcher) fail(name string, reason error) {
 	failedDir := filepath.Join(m.opts.Dir, "failed")
 	dest := name
 	for i := 1; ; i++ {
@@ -423,7 +417,7 @@ func (m *Maildrop) fail(name string, reason error) {
 		}
 		return
 	}
-	_ = syncDir(failedDir)
+	_ = intake.SyncDir(failedDir)
 	metrics.MaildropFailed.Inc()
 	log.Str("moved_to", destPath).Msg("maildrop file refused")
 }
@@ -452,7 +446,7 @@ func writeFailedFile(path string, r io.Reader) error {
 
 // FailedCount is the number of files in failed/ (counted by their .error
 // files), for stats.
-func (m *Maildrop) FailedCount() int {
+func (m *Watcher) FailedCount() int {
 	entries, err := os.ReadDir(filepath.Join(m.opts.Dir, "failed"))
 	if err != nil {
 		return 0
