@@ -1,7 +1,13 @@
-// Package control serves and calls mailq's control API: HTTP+JSON over a unix socket.
+// Package control is mailq's control API, HTTP+JSON over a unix socket: the
+// wire types and the client that mailqctl and sendmail use (control/server
+// answers it in the daemon).
 package control
 
-import "mailq/queue"
+import (
+	"time"
+
+	"mailq/queue"
+)
 
 // The wire protocol, shared by Server and Client. Every path is under /v1/;
 // errors are an HTTP status with an ErrorReply body.
@@ -16,7 +22,12 @@ import "mailq/queue"
 //	POST /v1/{retry,hold,release,delete,bounce}  ActionRequest -> ActionReply
 //	POST /v1/enqueue?source=control|sendmail     one line of JSON queue.Envelope, "\n", then the raw message -> EnqueueReply
 //	GET  /v1/backup                     a consistent snapshot of queue.db (octet stream; error in the Mailq-Error trailer)
-const apiPrefix = "/v1/"
+const APIPrefix = "/v1/"
+
+// ErrorTrailer carries an error that happened after a streamed answer
+// began (list, body, events, suppression, backup): a client must not take
+// a stream that ended with one as complete.
+const ErrorTrailer = "Mailq-Error"
 
 // Stats is the stats command's reply; the field names are the contract of
 // docs/cli.md (`stats --json`).
@@ -85,9 +96,9 @@ type ErrorReply struct {
 	Error string `json:"error"`
 }
 
-// maxEnvelopeLine bounds the JSON envelope line of an enqueue request
+// MaxEnvelopeLine bounds the JSON envelope line of an enqueue request
 // (a thousand recipients with NOTIFY and ORCPT fit comfortably).
-const maxEnvelopeLine = 4 << 20
+const MaxEnvelopeLine = 4 << 20
 
 // ShowReply is show's answer: the message with its attempts, plus a summary
 // of its header (From, To, Cc, Subject, Date, Message-ID) when the body
@@ -95,4 +106,16 @@ const maxEnvelopeLine = 4 << 20
 type ShowReply struct {
 	*queue.Message
 	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// SuppressionEntry is one suppression list entry with its expiry.
+type SuppressionEntry struct {
+	queue.Suppression
+	Expires time.Time `json:"expires"`
+}
+
+// SuppressionAdd is the body of POST /v1/suppression.
+type SuppressionAdd struct {
+	Address string `json:"address"`
+	Reason  string `json:"reason,omitempty"`
 }

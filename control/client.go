@@ -114,7 +114,7 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader) 
 
 // Ping checks that the daemon answers and lets this user in.
 func (c *Client) Ping(ctx context.Context) error {
-	return c.do(ctx, http.MethodGet, apiPrefix+"ping", nil, nil)
+	return c.do(ctx, http.MethodGet, APIPrefix+"ping", nil, nil)
 }
 
 // List streams the messages matching f to fn, in id order.
@@ -152,7 +152,7 @@ func (c *Client) ListLines(ctx context.Context, sel Selection, fn func(line []by
 	set("to", sel.To)
 	set("older", sel.Older)
 	set("message_id", sel.MessageID)
-	resp, err := c.send(ctx, http.MethodGet, apiPrefix+"messages?"+q.Encode(), nil)
+	resp, err := c.send(ctx, http.MethodGet, APIPrefix+"messages?"+q.Encode(), nil)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (c *Client) ListLines(ctx context.Context, sel Selection, fn func(line []by
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("reading the message list: %w", err)
 	}
-	if msg := resp.Trailer.Get(listErrorTrailer); msg != "" {
+	if msg := resp.Trailer.Get(ErrorTrailer); msg != "" {
 		return &APIError{Status: http.StatusInternalServerError, Message: "the list is incomplete: " + msg}
 	}
 	return nil
@@ -176,7 +176,7 @@ func (c *Client) ListLines(ctx context.Context, sel Selection, fn func(line []by
 // Show returns one message with its attempts and header summary.
 func (c *Client) Show(ctx context.Context, id queue.ID) (*ShowReply, error) {
 	r := &ShowReply{Message: &queue.Message{}}
-	if err := c.do(ctx, http.MethodGet, apiPrefix+"messages/"+url.PathEscape(string(id)), nil, r); err != nil {
+	if err := c.do(ctx, http.MethodGet, APIPrefix+"messages/"+url.PathEscape(string(id)), nil, r); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -185,7 +185,7 @@ func (c *Client) Show(ctx context.Context, id queue.ID) (*ShowReply, error) {
 // Body streams the stored message id as it will be sent; the caller closes
 // it. An error the daemon met after the stream began is returned at EOF.
 func (c *Client) Body(ctx context.Context, id queue.ID) (io.ReadCloser, error) {
-	resp, err := c.send(ctx, http.MethodGet, apiPrefix+"messages/"+url.PathEscape(string(id))+"/body", nil)
+	resp, err := c.send(ctx, http.MethodGet, APIPrefix+"messages/"+url.PathEscape(string(id))+"/body", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ type trailerChecked struct{ resp *http.Response }
 func (t *trailerChecked) Read(p []byte) (int, error) {
 	n, err := t.resp.Body.Read(p)
 	if errors.Is(err, io.EOF) {
-		if msg := t.resp.Trailer.Get(listErrorTrailer); msg != "" {
+		if msg := t.resp.Trailer.Get(ErrorTrailer); msg != "" {
 			return n, &APIError{Status: http.StatusInternalServerError, Message: "the message is incomplete: " + msg}
 		}
 	}
@@ -212,21 +212,21 @@ func (t *trailerChecked) Close() error { return t.resp.Body.Close() }
 // and by age (qshape).
 func (c *Client) Summary(ctx context.Context, by string) (Summary, error) {
 	var s Summary
-	err := c.do(ctx, http.MethodGet, apiPrefix+"summary?by="+url.QueryEscape(by), nil, &s)
+	err := c.do(ctx, http.MethodGet, APIPrefix+"summary?by="+url.QueryEscape(by), nil, &s)
 	return s, err
 }
 
 // Stats returns the queue's counters.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
-	err := c.do(ctx, http.MethodGet, apiPrefix+"stats", nil, &st)
+	err := c.do(ctx, http.MethodGet, APIPrefix+"stats", nil, &st)
 	return st, err
 }
 
 // Flush makes every deferred message due now and returns how many.
 func (c *Client) Flush(ctx context.Context) (int, error) {
 	var r ActionReply
-	err := c.do(ctx, http.MethodPost, apiPrefix+"flush", nil, &r)
+	err := c.do(ctx, http.MethodPost, APIPrefix+"flush", nil, &r)
 	return r.Count, err
 }
 
@@ -243,7 +243,7 @@ func (c *Client) ActionRequest(ctx context.Context, command string, req ActionRe
 	if err != nil {
 		return r, err
 	}
-	err = c.do(ctx, http.MethodPost, apiPrefix+url.PathEscape(command), bytes.NewReader(data), &r)
+	err = c.do(ctx, http.MethodPost, APIPrefix+url.PathEscape(command), bytes.NewReader(data), &r)
 	return r, err
 }
 
@@ -256,7 +256,7 @@ func (c *Client) Enqueue(ctx context.Context, env queue.Envelope, body io.Reader
 	}
 	line = append(line, '\n')
 	var r EnqueueReply
-	path := apiPrefix + "enqueue?source=" + url.QueryEscape(source)
+	path := APIPrefix + "enqueue?source=" + url.QueryEscape(source)
 	if err := c.do(ctx, http.MethodPost, path, io.MultiReader(bytes.NewReader(line), body), &r); err != nil {
 		return "", err
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"mailq/config"
-	"mailq/control"
+	"mailq/control/server"
 	"mailq/delivery"
 	"mailq/intake"
 	"mailq/intake/maildrop"
@@ -98,7 +98,7 @@ func startComponents(ctx context.Context, cfg *config.Config, store queue.Store,
 	}
 	bound = append(bound, c.maildrop.Run)
 
-	ctl := control.NewServer(control.ServerOptions{
+	ctl := server.New(server.Options{
 		Store:          store,
 		Hostname:       cfg.Hostname,
 		MaxMessageSize: cfg.MaxMessageSize,

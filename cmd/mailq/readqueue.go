@@ -10,6 +10,7 @@ import (
 
 	"mailq/config"
 	"mailq/control"
+	"mailq/control/server"
 	"mailq/queue"
 	"mailq/queue/boltstore"
 )
@@ -63,6 +64,6 @@ func runReadQueue(args []string, _, stderr io.Writer) int {
 	if _, err := fmt.Fprintln(os.Stdout, control.ReadQueueReady, path); err != nil {
 		return readQueueFailed
 	}
-	control.ServeConn(store, control.PipeConn(os.Stdin, os.Stdout))
+	server.ServeConn(store, control.PipeConn(os.Stdin, os.Stdout))
 	return 0
 }

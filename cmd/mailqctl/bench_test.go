@@ -4,13 +4,13 @@ import (
 	"strings"
 	"testing"
 
-	"mailq/control"
+	"mailq/control/server"
 )
 
 // BenchmarkSendmail measures sendmail-command submissions per second: one
 // process per message through the control socket, as legacy programs do.
 func BenchmarkSendmail(b *testing.B) {
-	d := startDaemon(b, control.ServerOptions{})
+	d := startDaemon(b, server.Options{})
 	msg := "Subject: bench\n\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\n", 64)
 	submit := func() {
 		r := exe(b, "sendmail", []string{"MAILQ_CONFIG=" + d.config}, msg, "-i", "-f", "a@example.com", "b@example.org")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"mailq/control"
+	"mailq/control/server"
 	"mailq/queue"
 )
 
@@ -42,7 +43,7 @@ func (d *daemon) deferOnce(t *testing.T, id queue.ID) {
 }
 
 func TestEnqueueThenShow(t *testing.T) {
-	d := startDaemon(t, control.ServerOptions{})
+	d := startDaemon(t, server.Options{})
 	msg := "From: a@example.com\r\nSubject: Hello there\r\n\r\nbody\r\n"
 	id := strings.TrimSpace(d.mustCtl(t, msg, "enqueue", "--from", "a@example.com", "--to", "b@example.org",
 		"--to", "c@example.org", "--notify", "failure,delay", "--ret", "hdrs", "--envid", "e-1"))
@@ -97,7 +98,7 @@ func TestEnqueueThenShow(t *testing.T) {
 }
 
 func TestListAndShowAttempts(t *testing.T) {
-	d := startDaemon(t, control.ServerOptions{})
+	d := startDaemon(t, server.Options{})
 	deferred := d.enqueue(t, "a@example.com", "b@example.org")
 	d.deferOnce(t, deferred)
 	queued := d.enqueue(t, "", "x@other.example")
@@ -215,7 +216,7 @@ func idStrings(ids []queue.ID) []string {
 
 func TestActionCommands(t *testing.T) {
 	var bounced []queue.ID
-	d := startDaemon(t, control.ServerOptions{Bounce: func(_ context.Context, id queue.ID) error {
+	d := startDaemon(t, server.Options{Bounce: func(_ context.Context, id queue.ID) error {
 		bounced = append(bounced, id)
 		return nil
 	}})
@@ -270,7 +271,7 @@ func TestActionCommands(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
-	d := startDaemon(t, control.ServerOptions{MaildropFailed: func() int { return 3 }})
+	d := startDaemon(t, server.Options{MaildropFailed: func() int { return 3 }})
 	d.enqueue(t, "a@example.com", "b@example.org")
 	held := d.enqueue(t, "a@example.com", "b@example.org")
 	d.store.Hold(held)
@@ -304,7 +305,7 @@ func TestStats(t *testing.T) {
 }
 
 func TestExitStatuses(t *testing.T) {
-	d := startDaemon(t, control.ServerOptions{})
+	d := startDaemon(t, server.Options{})
 	unknown := strings.Repeat("f", len(d.enqueue(t, "a@example.com", "b@example.org")))
 	nowhere := []string{"--socket", d.dir + "/nobody-here.sock"}
 	tests := []struct {
@@ -353,7 +354,7 @@ func TestExitStatuses(t *testing.T) {
 }
 
 func TestSocketFromConfig(t *testing.T) {
-	d := startDaemon(t, control.ServerOptions{})
+	d := startDaemon(t, server.Options{})
 	id := d.enqueue(t, "a@example.com", "b@example.org")
 	for _, run := range []func() result{
 		func() result { return exe(t, "mailqctl", nil, "", "--config", d.config, "list") },
@@ -366,7 +367,7 @@ func TestSocketFromConfig(t *testing.T) {
 }
 
 func TestUnauthorisedPeerRefused(t *testing.T) {
-	d := startDaemon(t, control.ServerOptions{Authorize: func(p control.Peer) error {
+	d := startDaemon(t, server.Options{Authorize: func(p server.Peer) error {
 		return errors.New("uid 4321 may not use the mailq control socket")
 	}})
 	r := d.ctl(t, "", "stats")
@@ -382,7 +383,7 @@ func TestUnprivilegedUserRefused(t *testing.T) {
 		t.Log("not root: the real-uid refusal is covered by control's GroupAuthorizer test only")
 		return
 	}
-	d := startDaemon(t, control.ServerOptions{})
+	d := startDaemon(t, server.Options{})
 	// Let nobody reach the socket, so the refusal comes from the peer check.
 	os.Chmod(d.dir, 0o755)
 	os.Chmod(d.socket, 0o666)
@@ -398,7 +399,7 @@ func TestUnprivilegedUserRefused(t *testing.T) {
 // message (subject, sender, server reply) to the operator's terminal;
 // --json stays exact.
 func TestListAndShowEscapeControlCharacters(t *testing.T) {
-	d := startDaemon(t, control.ServerOptions{})
+	d := startDaemon(t, server.Options{})
 	msg := "From: a@example.com\r\nSubject: evil\x1b]0;owned\x07\x1b[2J\r\n\r\nbody\r\n"
 	id := strings.TrimSpace(d.mustCtl(t, msg, "enqueue", "--from", "a@example.com", "--to", "b@example.org"))
 	leases, err := d.store.Lease(time.Now().Add(time.Second), 10)

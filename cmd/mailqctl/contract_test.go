@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"mailq/control"
+	"mailq/control/server"
 	"mailq/queue"
 )
 
@@ -73,7 +73,7 @@ func decodeObject(t *testing.T, text string) map[string]any {
 // TestJSONFieldsMatchTheContract checks list --json and show --json against
 // the sample of docs/cli.md: every key path, with the sample's type.
 func TestJSONFieldsMatchTheContract(t *testing.T) {
-	d := startDaemon(t, control.ServerOptions{})
+	d := startDaemon(t, server.Options{})
 	id := strings.TrimSpace(d.mustCtl(t, "Subject: x\r\n\r\nbody\r\n", "enqueue", "--from", "a@example.com",
 		"--to", "b@example.org", "--notify", "failure", "--ret", "hdrs", "--envid", "env-1"))
 	leases, err := d.store.Lease(time.Now().Add(time.Second), 10)
@@ -121,7 +121,7 @@ func TestJSONFieldsMatchTheContract(t *testing.T) {
 // still has "attempts": [], and an attempt without a transcript or replies
 // (a refused connection) has empty lists, not missing keys or null.
 func TestShowJSONListsAreNeverMissing(t *testing.T) {
-	d := startDaemon(t, control.ServerOptions{})
+	d := startDaemon(t, server.Options{})
 	fresh := d.enqueue(t, "a@example.com", "b@example.org")
 	m := decodeObject(t, d.mustCtl(t, "", "show", "--json", string(fresh)))
 	if a, ok := m["attempts"].([]any); !ok || len(a) != 0 {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"mailq/control"
+	"mailq/control/server"
 )
 
 // TestEveryCommandHasHelp is issue 12 item 8: every command answers
@@ -83,7 +83,7 @@ func flagsOf(t *testing.T, name string) *flag.FlagSet {
 // as Postfix's mailq does, as newaliases (and sendmail -bi) it does
 // nothing and says why, exit 0.
 func TestOtherNames(t *testing.T) {
-	d := startDaemon(t, control.ServerOptions{})
+	d := startDaemon(t, server.Options{})
 	id := d.enqueue(t, "a@example.com", "b@example.org")
 	link := filepath.Join(t.TempDir(), "mailq")
 	if err := os.Symlink(filepath.Join(binDir, "mailqctl"), link); err != nil {

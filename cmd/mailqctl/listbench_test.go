@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"mailq/control"
+	"mailq/control/server"
 	"mailq/queue"
 )
 
@@ -30,7 +30,7 @@ func BenchmarkList(b *testing.B) {
 			b.Fatalf("MAILQ_BENCH_MESSAGES=%q: %v", v, err)
 		}
 	}
-	d := startDaemon(b, control.ServerOptions{})
+	d := startDaemon(b, server.Options{})
 	fillWithHistory(b, d.store, n)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

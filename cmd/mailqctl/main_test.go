@@ -17,7 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"mailq/control"
+	"mailq/control/server"
 	"mailq/queue"
 	"mailq/queue/boltstore"
 )
@@ -58,7 +58,7 @@ type daemon struct {
 	config   string
 }
 
-func startDaemon(t testing.TB, opts control.ServerOptions) *daemon {
+func startDaemon(t testing.TB, opts server.Options) *daemon {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "mqd")
 	if err != nil {
@@ -87,7 +87,7 @@ func startDaemon(t testing.TB, opts control.ServerOptions) *daemon {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := control.NewServer(opts).Serve(ctx, d.socket, ""); err != nil {
+		if err := server.New(opts).Serve(ctx, d.socket, ""); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	}()

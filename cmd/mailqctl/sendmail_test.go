@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"mailq/control"
+	"mailq/control/server"
 	"mailq/queue"
 )
 
@@ -43,7 +43,7 @@ const headerMessage = "From: Alice <a@example.com>\n" +
 	"after dot\n"
 
 func TestSendmailExtractsRecipients(t *testing.T) {
-	d := startDaemon(t, control.ServerOptions{})
+	d := startDaemon(t, server.Options{})
 	// Invoked as "sendmail" (argv[0]), finding the socket through MAILQ_CONFIG.
 	r := exe(t, "sendmail", []string{"MAILQ_CONFIG=" + d.config}, headerMessage, "-t", "-oem")
 	if r.code != 0 {
@@ -145,7 +145,7 @@ func TestSendmailEnvelopeOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := startDaemon(t, control.ServerOptions{})
+			d := startDaemon(t, server.Options{})
 			r := d.ctl(t, tt.input, append([]string{"--config", d.config, "sendmail"}, tt.args...)...)
 			if r.code != 0 {
 				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
@@ -202,7 +202,7 @@ func TestSendmailFallsBackToMaildrop(t *testing.T) {
 }
 
 func TestSendmailModesAndUsage(t *testing.T) {
-	d := startDaemon(t, control.ServerOptions{})
+	d := startDaemon(t, server.Options{})
 	id := d.enqueue(t, "a@example.com", "b@example.org")
 	if r := d.ctl(t, "", "sendmail", "-bp"); r.code != 0 || !strings.Contains(r.stdout, string(id)) {
 		t.Errorf("-bp: exit %d, stdout %q", r.code, r.stdout)

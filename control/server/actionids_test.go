@@ -1,4 +1,4 @@
-package control
+package server
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"mailq/control"
 	"mailq/queue"
 )
 
@@ -30,7 +31,7 @@ func FuzzReadActionRequest(f *testing.F) {
 			strings.Count(strings.ToLower(string(body)), `"all"`) > 1 || (strings.Contains(strings.ToLower(string(body)), `"all"`) && !strings.Contains(string(body), `"all"`)) {
 			return
 		}
-		var whole ActionRequest
+		var whole control.ActionRequest
 		if json.Unmarshal(body, &whole) != nil {
 			return
 		}

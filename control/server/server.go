@@ -1,4 +1,7 @@
-package control
+// Package server answers the control API (package control) in the daemon:
+// over the control socket, with the peer's credentials checked, or over one
+// connection from a store opened read-only (`mailq read-queue`).
+package server
 
 import (
 	"context"
@@ -19,8 +22,8 @@ import (
 	"mailq/suppression"
 )
 
-// ServerOptions configures a Server.
-type ServerOptions struct {
+// Options configures a Server.
+type Options struct {
 	Store          queue.Store
 	Hostname       string // the "by" of the Received: line enqueue prepends
 	MaxMessageSize int64  // enqueue refuses larger bodies; 0 = no limit
@@ -52,13 +55,13 @@ type ServerOptions struct {
 
 // Server is the control API.
 type Server struct {
-	opts    ServerOptions
+	opts    Options
 	mux     *http.ServeMux
 	streams streams // events --follow (events.go)
 }
 
-// NewServer returns a Server; call Serve to listen, or use Handler directly.
-func NewServer(opts ServerOptions) *Server {
+// New returns a Server; call Serve to listen, or use Handler directly.
+func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

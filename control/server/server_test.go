@@ -1,4 +1,4 @@
-package control
+package server
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"mailq/control"
 	"mailq/intake"
 	"mailq/queue"
 	"mailq/queue/boltstore"
@@ -25,7 +26,7 @@ import (
 type testDaemon struct {
 	store  queue.Store
 	socket string
-	client *Client
+	client *control.Client
 }
 
 // shortTempDir is a temp dir with a path short enough for a unix socket
@@ -40,7 +41,7 @@ func shortTempDir(t testing.TB) string {
 	return dir
 }
 
-func startDaemon(t testing.TB, opts ServerOptions) *testDaemon {
+func startDaemon(t testing.TB, opts Options) *testDaemon {
 	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "queue.db"), queue.Options{})
 	if err != nil {
@@ -57,7 +58,7 @@ func startDaemon(t testing.TB, opts ServerOptions) *testDaemon {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := NewServer(opts).Serve(ctx, sock, ""); err != nil {
+		if err := New(opts).Serve(ctx, sock, ""); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	}()
@@ -67,7 +68,7 @@ func startDaemon(t testing.TB, opts ServerOptions) *testDaemon {
 		st.Close()
 	})
 	waitForSocket(t, sock)
-	return &testDaemon{store: st, socket: sock, client: NewClient(sock)}
+	return &testDaemon{store: st, socket: sock, client: control.NewClient(sock)}
 }
 
 // waitForSocket waits until something accepts connections on sock.
@@ -96,7 +97,7 @@ func env(sender string, rcpts ...string) queue.Envelope {
 }
 
 func TestEnqueueIsStoredWithReceivedAndSource(t *testing.T) {
-	d := startDaemon(t, ServerOptions{})
+	d := startDaemon(t, Options{})
 	e := env("a@example.com", "b@example.org")
 	e.Ret, e.EnvID = "HDRS", "env-1"
 	e.Recipients[0].Notify = "FAILURE,DELAY"
@@ -124,7 +125,7 @@ func TestEnqueueIsStoredWithReceivedAndSource(t *testing.T) {
 }
 
 func TestEnqueueRefusals(t *testing.T) {
-	d := startDaemon(t, ServerOptions{MaxMessageSize: 100})
+	d := startDaemon(t, Options{MaxMessageSize: 100})
 	tests := []struct {
 		name   string
 		env    queue.Envelope
@@ -145,7 +146,7 @@ func TestEnqueueRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := d.client.Enqueue(context.Background(), tt.env, strings.NewReader(tt.body), tt.source)
-			var apiErr *APIError
+			var apiErr *control.APIError
 			if !errors.As(err, &apiErr) || apiErr.Status != tt.status || apiErr.Message == "" {
 				t.Fatalf("Enqueue error = %v, want API status %d with a message", err, tt.status)
 			}
@@ -158,7 +159,7 @@ func TestEnqueueRefusals(t *testing.T) {
 }
 
 func TestListFiltersAndStreams(t *testing.T) {
-	d := startDaemon(t, ServerOptions{})
+	d := startDaemon(t, Options{})
 	var ids []queue.ID
 	for i := 0; i < 150; i++ { // more than one flush batch of the stream
 		rcpt := "b@example.org"
@@ -203,7 +204,7 @@ func TestListFiltersAndStreams(t *testing.T) {
 			t.Errorf("List(%+v) = %d messages, want %d", tt.f, got, tt.want)
 		}
 	}
-	var apiErr *APIError
+	var apiErr *control.APIError
 	if err := d.client.List(context.Background(), queue.Filter{Status: "lost"}, func(*queue.Message) error { return nil }); !errors.As(err, &apiErr) || apiErr.Status != 400 {
 		t.Errorf("List(bad status) = %v, want 400", err)
 	}
@@ -212,7 +213,7 @@ func TestListFiltersAndStreams(t *testing.T) {
 func TestActionsReportEachID(t *testing.T) {
 	var bounced []queue.ID
 	var id queue.ID
-	d := startDaemon(t, ServerOptions{Bounce: func(_ context.Context, got queue.ID) error {
+	d := startDaemon(t, Options{Bounce: func(_ context.Context, got queue.ID) error {
 		if got != id { // as delivery would answer for an id it does not know
 			return queue.ErrNotFound
 		}
@@ -247,23 +248,23 @@ func TestActionsReportEachID(t *testing.T) {
 }
 
 func TestBounceWithoutDeliveryIsNotImplemented(t *testing.T) {
-	d := startDaemon(t, ServerOptions{})
+	d := startDaemon(t, Options{})
 	_, err := d.client.Action(context.Background(), "bounce", []queue.ID{"x"}, false)
-	var apiErr *APIError
+	var apiErr *control.APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != 501 {
 		t.Fatalf("bounce = %v, want 501", err)
 	}
 }
 
 func TestPeerRefused(t *testing.T) {
-	d := startDaemon(t, ServerOptions{Authorize: func(p Peer) error {
+	d := startDaemon(t, Options{Authorize: func(p Peer) error {
 		if p.UID != uint32(os.Getuid()) || p.PID != int32(os.Getpid()) {
 			t.Errorf("peer = %+v, want this process", p)
 		}
 		return errors.New("uid 1234 may not use the mailq control socket")
 	}})
 	_, err := d.client.Stats(context.Background())
-	var apiErr *APIError
+	var apiErr *control.APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != 403 || !strings.Contains(apiErr.Message, "may not use") {
 		t.Fatalf("Stats = %v, want 403 with the reason", err)
 	}
@@ -315,9 +316,9 @@ func TestSocketModeAndStaleSocket(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- NewServer(ServerOptions{Store: st, Logger: zerolog.Nop()}).Serve(ctx, sock, "no-such-group-mailq-test")
+		done <- New(Options{Store: st, Logger: zerolog.Nop()}).Serve(ctx, sock, "no-such-group-mailq-test")
 	}()
-	c := NewClient(sock)
+	c := control.NewClient(sock)
 	deadline := time.Now().Add(5 * time.Second)
 	for c.Ping(context.Background()) != nil {
 		if time.Now().After(deadline) {
@@ -330,7 +331,7 @@ func TestSocketModeAndStaleSocket(t *testing.T) {
 		t.Errorf("socket mode = %v, %v; want 0660", fi.Mode(), err)
 	}
 	// A second daemon must not steal a live socket.
-	if err := NewServer(ServerOptions{Store: st, Logger: zerolog.Nop()}).Serve(context.Background(), sock, ""); err == nil || !strings.Contains(err.Error(), "in use") {
+	if err := New(Options{Store: st, Logger: zerolog.Nop()}).Serve(context.Background(), sock, ""); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("second Serve = %v, want in use", err)
 	}
 	cancel()
@@ -340,8 +341,8 @@ func TestSocketModeAndStaleSocket(t *testing.T) {
 	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket left behind after Serve returned: %v", err)
 	}
-	if err := c.Ping(context.Background()); !errors.Is(err, ErrUnreachable) {
-		t.Errorf("Ping after stop = %v, want ErrUnreachable", err)
+	if err := c.Ping(context.Background()); !errors.Is(err, control.ErrUnreachable) {
+		t.Errorf("Ping after stop = %v, want control.ErrUnreachable", err)
 	}
 }
 
@@ -357,7 +358,7 @@ func manyRecipients(n int) []string {
 // finishes (issue 13); cat says so with 410 Gone and points to show, and
 // show still answers with the record.
 func TestCatOfDoneMessage(t *testing.T) {
-	d := startDaemon(t, ServerOptions{})
+	d := startDaemon(t, Options{})
 	id, err := d.client.Enqueue(context.Background(), env("a@example.com", "b@example.org"), strings.NewReader("Subject: hi\r\n\r\nbody\r\n"), "control")
 	if err != nil {
 		t.Fatal(err)
@@ -371,7 +372,7 @@ func TestCatOfDoneMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = d.client.Body(context.Background(), id)
-	var apiErr *APIError
+	var apiErr *control.APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusGone ||
 		!strings.Contains(apiErr.Message, "body was dropped when it finished") || !strings.Contains(apiErr.Message, "mailqctl show "+string(id)) {
 		t.Fatalf("cat of a delivered message: %v, want 410 saying the body was dropped and pointing to show", err)

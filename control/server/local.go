@@ -1,4 +1,4 @@
-package control
+package server
 
 import (
 	"context"
@@ -20,8 +20,8 @@ import (
 // those that write fail in the store. There is no peer check: whoever
 // could open the queue file may read it.
 func ServeConn(store queue.Store, conn net.Conn) {
-	s := NewServer(ServerOptions{Store: store, Logger: zerolog.Nop()})
-	ln := &oneConnListener{conn: make(chan net.Conn, 1), done: make(chan struct{})}
+	s := New(Options{Store: store, Logger: zerolog.Nop()})
+	ln := &oneConnListener{conn: make(chan net.Conn, 1), done: make(chan struct{}), addr: conn.LocalAddr()}
 	ln.conn <- conn
 	self := Peer{PID: int32(os.Getpid()), UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
 	closed := make(chan struct{})
@@ -45,6 +45,7 @@ type oneConnListener struct {
 	conn chan net.Conn
 	done chan struct{}
 	once sync.Once
+	addr net.Addr // the one connection's
 }
 
 func (l *oneConnListener) Accept() (net.Conn, error) {
@@ -61,4 +62,4 @@ func (l *oneConnListener) Close() error {
 	return nil
 }
 
-func (l *oneConnListener) Addr() net.Addr { return pipeAddr{} }
+func (l *oneConnListener) Addr() net.Addr { return l.addr }

@@ -1,4 +1,4 @@
-package control
+package server
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"mailq/control"
 	"mailq/intake"
 	"mailq/metrics"
 	"mailq/queue"
@@ -40,9 +41,6 @@ func (s *Server) routes() {
 	})
 }
 
-// listErrorTrailer carries an error that happened after a list stream began.
-const listErrorTrailer = "Mailq-Error"
-
 var validStatus = map[queue.Status]bool{"": true, queue.StatusQueued: true, queue.StatusActive: true,
 	queue.StatusDeferred: true, queue.StatusHeld: true, queue.StatusDone: true}
 
@@ -54,14 +52,14 @@ type jsonLister interface {
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	sel := Selection{Status: q.Get("status"), From: q.Get("from"), To: q.Get("to"), Older: q.Get("older"), MessageID: q.Get("message_id")}
-	f, err := sel.filter()
+	sel := control.Selection{Status: q.Get("status"), From: q.Get("from"), To: q.Get("to"), Older: q.Get("older"), MessageID: q.Get("message_id")}
+	f, err := selectionFilter(sel)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Trailer", listErrorTrailer)
+	w.Header().Set("Trailer", control.ErrorTrailer)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	n := 0
 	line := func(b []byte) error {
@@ -95,13 +93,13 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	bw.Flush()
 	if err != nil {
 		s.opts.Logger.Warn().Err(err).Msg("control list stopped early")
-		w.Header().Set(listErrorTrailer, oneLine(err.Error()))
+		w.Header().Set(control.ErrorTrailer, oneLine(err.Error()))
 	}
 }
 
 // filter turns a selection into the store's filter; Message-ID is matched
 // separately (hasMessageID), as the store does not index headers.
-func (sel Selection) filter() (queue.Filter, error) {
+func selectionFilter(sel control.Selection) (queue.Filter, error) {
 	f := queue.Filter{Status: queue.Status(sel.Status), Sender: sel.From, Recipient: sel.To}
 	if !validStatus[f.Status] {
 		return f, fmt.Errorf("unknown status %q: use queued, deferred, held, active or done", f.Status)
@@ -117,8 +115,8 @@ func (sel Selection) filter() (queue.Filter, error) {
 }
 
 // selected lists the ids of the messages sel matches, in id order.
-func (s *Server) selected(ctx context.Context, sel Selection) ([]queue.ID, error) {
-	f, err := sel.filter()
+func (s *Server) selected(ctx context.Context, sel control.Selection) ([]queue.ID, error) {
+	f, err := selectionFilter(sel)
 	if err != nil {
 		return nil, err
 	}
@@ -142,9 +140,9 @@ func (s *Server) handleBody(w http.ResponseWriter, r *http.Request) {
 	}
 	defer body.Close()
 	w.Header().Set("Content-Type", "message/rfc822")
-	w.Header().Set("Trailer", listErrorTrailer)
+	w.Header().Set("Trailer", control.ErrorTrailer)
 	if _, err := io.Copy(w, body); err != nil && r.Context().Err() == nil {
-		w.Header().Set(listErrorTrailer, oneLine(err.Error()))
+		w.Header().Set(control.ErrorTrailer, oneLine(err.Error()))
 	}
 }
 
@@ -155,7 +153,7 @@ func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, id, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ShowReply{Message: m, Headers: s.headerSummary(id)})
+	writeJSON(w, http.StatusOK, control.ShowReply{Message: m, Headers: s.headerSummary(id)})
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
@@ -164,7 +162,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, "", err)
 		return
 	}
-	out := Stats{
+	out := control.Stats{
 		Queued: st.Queued, Active: st.Active, Deferred: st.Deferred, Held: st.Held, Live: st.Live,
 		Done: st.Done, Damaged: st.Damaged, OldestAgeSeconds: int64(st.OldestAge / time.Second),
 		DeliveredTotal: st.DeliveredTotal, BouncedTotal: st.BouncedTotal, DeferredTotal: st.DeferredTotal,
@@ -183,7 +181,7 @@ func (s *Server) handleFlush(w http.ResponseWriter, r *http.Request) {
 	}
 	peer, _ := peerOf(r.Context())
 	s.opts.Logger.Info().Int("messages", n).Uint32("uid", peer.UID).Msg("control: flush")
-	writeJSON(w, http.StatusOK, ActionReply{Count: n})
+	writeJSON(w, http.StatusOK, control.ActionReply{Count: n})
 }
 
 // action serves one of the per-id commands: each id gets its own result,
@@ -201,7 +199,7 @@ func (s *Server) action(name string, op func(context.Context, []queue.ID) []erro
 			return
 		}
 		peer, _ := peerOf(r.Context())
-		var reply ActionReply
+		var reply control.ActionReply
 		var extra actionExtras
 		apply := func(ids []queue.ID) error {
 			var errs []error
@@ -214,7 +212,7 @@ func (s *Server) action(name string, op func(context.Context, []queue.ID) []erro
 				errs = op(r.Context(), ids)
 			}
 			for i, err := range errs {
-				res := ActionResult{ID: ids[i]}
+				res := control.ActionResult{ID: ids[i]}
 				switch {
 				case err == nil:
 					reply.Count++
@@ -246,7 +244,7 @@ func (s *Server) action(name string, op func(context.Context, []queue.ID) []erro
 						err = apply(ids[start:min(start+actionBatch, len(ids))])
 					}
 					if err == nil && len(ids) == 0 {
-						writeJSON(w, http.StatusOK, ActionReply{})
+						writeJSON(w, http.StatusOK, control.ActionReply{})
 						return
 					}
 					n = len(ids)
@@ -279,7 +277,7 @@ func (s *Server) action(name string, op func(context.Context, []queue.ID) []erro
 				return
 			}
 			s.opts.Logger.Info().Str("command", name).Bool("all", true).Int("done", count).Uint32("uid", peer.UID).Msg("control: " + name)
-			writeJSON(w, http.StatusOK, ActionReply{Count: count})
+			writeJSON(w, http.StatusOK, control.ActionReply{Count: count})
 			return
 		case n == 0:
 			writeError(w, http.StatusBadRequest, name+": no message ids given")
@@ -333,7 +331,7 @@ func (s *Server) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	br := bufio.NewReaderSize(r.Body, 16<<10)
-	line, err := readLine(br, maxEnvelopeLine)
+	line, err := readLine(br, control.MaxEnvelopeLine)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "reading the envelope line: "+err.Error())
 		return
@@ -376,7 +374,7 @@ func (s *Server) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 	metrics.Enqueued.WithLabelValues(source).Inc()
 	intake.LogArrival(s.opts.Logger.With().Uint32("uid", peer.UID).Logger(), intake.Arrival{ID: id, Env: env,
 		Client: fmt.Sprintf("local (uid %d, pid %d)", peer.UID, peer.PID), User: intake.UserName(peer.UID), Body: msg})
-	writeJSON(w, http.StatusOK, EnqueueReply{ID: id})
+	writeJSON(w, http.StatusOK, control.EnqueueReply{ID: id})
 }
 
 // readLine reads up to and excluding '\n', refusing lines longer than max.
@@ -458,7 +456,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, ErrorReply{Error: msg})
+	writeJSON(w, status, control.ErrorReply{Error: msg})
 }
 
 func oneLine(s string) string {

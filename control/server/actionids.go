@@ -1,4 +1,4 @@
-package control
+package server
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"mailq/control"
 	"mailq/queue"
 )
 
@@ -24,11 +25,11 @@ const actionBatch = 1000
 // selection instead of ids, and the recipients delete and bounce narrow
 // to (sent before the ids, which are applied as they stream in).
 type actionExtras struct {
-	Select     *Selection
+	Select     *control.Selection
 	Recipients string
 }
 
-// readActionRequest decodes an ActionRequest ({"ids": [...], "all": bool})
+// readActionRequest decodes an control.ActionRequest ({"ids": [...], "all": bool})
 // token by token and hands the ids to apply actionBatch at a time as they
 // arrive, so a request of 250,000 ids needs neither a 250,000-id buffer
 // nor a size limit near its length. It returns All and how many ids it read;

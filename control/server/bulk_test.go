@@ -1,4 +1,4 @@
-package control
+package server
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // is applied, each id with its own result; the real messages among them
 // are held and the unknown ones reported.
 func TestHoldOf250000IDs(t *testing.T) {
-	d := startDaemon(t, ServerOptions{})
+	d := startDaemon(t, Options{})
 	var real []queue.ID
 	for range 3 {
 		id, err := d.store.Enqueue(env("a@example.com", "b@example.org"), strings.NewReader("x\r\n"))
@@ -56,7 +56,7 @@ func TestHoldOf250000IDs(t *testing.T) {
 // TestActionRequestTooLarge: a request over the limit is refused before
 // anything is applied, with the limit and how to split the list.
 func TestActionRequestTooLarge(t *testing.T) {
-	d := startDaemon(t, ServerOptions{})
+	d := startDaemon(t, Options{})
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", d.socket)
 	}}}

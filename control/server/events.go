@@ -1,13 +1,13 @@
-package control
+package server
 
 // The event log, webhooks and suppression list endpoints:
 //
 //	GET    /v1/events?after=ID&since=T&follow=1   JSON Lines of events.Event (follow: keeps streaming)
 //	GET    /v1/webhooks                          []events.WebhookStatus
-//	GET    /v1/suppression                       JSON Lines of SuppressionEntry
-//	GET    /v1/suppression/{addr}                SuppressionEntry, 404 when not suppressed
-//	POST   /v1/suppression                       SuppressionAdd -> SuppressionEntry
-//	DELETE /v1/suppression/{addr}                ActionReply (Count 1 when it was listed)
+//	GET    /v1/suppression                       JSON Lines of control.SuppressionEntry
+//	GET    /v1/suppression/{addr}                control.SuppressionEntry, 404 when not suppressed
+//	POST   /v1/suppression                       control.SuppressionAdd -> control.SuppressionEntry
+//	DELETE /v1/suppression/{addr}                control.ActionReply (Count 1 when it was listed)
 
 import (
 	"bufio"
@@ -19,21 +19,10 @@ import (
 	"sync"
 	"time"
 
+	"mailq/control"
 	"mailq/events"
 	"mailq/queue"
 )
-
-// SuppressionEntry is one suppression list entry with its expiry.
-type SuppressionEntry struct {
-	queue.Suppression
-	Expires time.Time `json:"expires"`
-}
-
-// SuppressionAdd is the body of POST /v1/suppression.
-type SuppressionAdd struct {
-	Address string `json:"address"`
-	Reason  string `json:"reason,omitempty"`
-}
 
 // streams ends long-lived streams (events --follow) when the server shuts
 // down, so they do not hold its drain for shutdownWait.
@@ -97,7 +86,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	follow := q.Get("follow") != ""
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Trailer", listErrorTrailer)
+	w.Header().Set("Trailer", control.ErrorTrailer)
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriter(w)
 	flush := func() {
@@ -109,7 +98,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		evs, err := store.Events(after, 1024)
 		if err != nil {
 			flush()
-			w.Header().Set(listErrorTrailer, oneLine(err.Error()))
+			w.Header().Set(control.ErrorTrailer, oneLine(err.Error()))
 			return
 		}
 		for _, ev := range evs {
@@ -154,8 +143,8 @@ func (s *Server) suppressionOff(w http.ResponseWriter) bool {
 	return false
 }
 
-func (s *Server) entry(e queue.Suppression) SuppressionEntry {
-	return SuppressionEntry{Suppression: e, Expires: s.opts.Suppression.Expires(e)}
+func (s *Server) entry(e queue.Suppression) control.SuppressionEntry {
+	return control.SuppressionEntry{Suppression: e, Expires: s.opts.Suppression.Expires(e)}
 }
 
 func (s *Server) handleSuppressionList(w http.ResponseWriter, r *http.Request) {
@@ -163,13 +152,13 @@ func (s *Server) handleSuppressionList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Trailer", listErrorTrailer)
+	w.Header().Set("Trailer", control.ErrorTrailer)
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	err := s.opts.Suppression.List(func(e queue.Suppression) error { return enc.Encode(s.entry(e)) })
 	bw.Flush()
 	if err != nil {
-		w.Header().Set(listErrorTrailer, oneLine(err.Error()))
+		w.Header().Set(control.ErrorTrailer, oneLine(err.Error()))
 	}
 }
 
@@ -194,7 +183,7 @@ func (s *Server) handleSuppressionAdd(w http.ResponseWriter, r *http.Request) {
 	if s.suppressionOff(w) {
 		return
 	}
-	var req SuppressionAdd
+	var req control.SuppressionAdd
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad request body: "+err.Error())
 		return
@@ -228,5 +217,5 @@ func (s *Server) handleSuppressionRemove(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	s.opts.Logger.Info().Str("address", addr).Msg("control: removed from the suppression list")
-	writeJSON(w, http.StatusOK, ActionReply{Count: 1})
+	writeJSON(w, http.StatusOK, control.ActionReply{Count: 1})
 }
