@@ -1,4 +1,7 @@
-package intake
+// Package arrival is the record of a message just stored, by any intake
+// path: its size and Message-ID, taken as it streams to the store, and the
+// one log line that starts the message's story.
+package arrival
 
 import (
 	"io"
@@ -9,14 +12,14 @@ import (
 	"mailq/queue"
 )
 
-// maxArrivalHeader bounds how much of a message's header ArrivalReader
+// maxHeader bounds how much of a message's header Reader
 // keeps to find its Message-ID.
-const maxArrivalHeader = 64 << 10
+const maxHeader = 64 << 10
 
-// ArrivalReader passes a message through to the store while counting its
+// Reader passes a message through to the store while counting its
 // bytes and keeping the start of its header, so that the arrival can be
 // logged with its size and Message-ID without reading the message twice.
-type ArrivalReader struct {
+type Reader struct {
 	r    io.Reader
 	n    int64
 	head []byte
@@ -25,17 +28,17 @@ type ArrivalReader struct {
 	lineLen int
 }
 
-// NewArrivalReader wraps the whole message as it is stored (trace header
+// NewReader wraps the whole message as it is stored (trace header
 // included).
-func NewArrivalReader(r io.Reader) *ArrivalReader { return &ArrivalReader{r: r} }
+func NewReader(r io.Reader) *Reader { return &Reader{r: r} }
 
-func (a *ArrivalReader) Read(p []byte) (int, error) {
+func (a *Reader) Read(p []byte) (int, error) {
 	n, err := a.r.Read(p)
 	a.n += int64(n)
 	if !a.done && n > 0 {
 		// Keep the header only: up to its empty line (RFC 5322 §2.1),
 		// found byte by byte so a line end split between reads counts.
-		keep := min(n, maxArrivalHeader-len(a.head))
+		keep := min(n, maxHeader-len(a.head))
 	scan:
 		for i, c := range p[:keep] {
 			switch {
@@ -49,7 +52,7 @@ func (a *ArrivalReader) Read(p []byte) (int, error) {
 			}
 		}
 		a.head = append(a.head, p[:keep]...)
-		if len(a.head) >= maxArrivalHeader {
+		if len(a.head) >= maxHeader {
 			a.done = true
 		}
 	}
@@ -58,11 +61,11 @@ func (a *ArrivalReader) Read(p []byte) (int, error) {
 
 // Size is the number of bytes read so far: the stored size once the store
 // has taken the message.
-func (a *ArrivalReader) Size() int64 { return a.n }
+func (a *Reader) Size() int64 { return a.n }
 
 // MessageID is the message's Message-ID field as written, "" when it has
 // none.
-func (a *ArrivalReader) MessageID() string {
+func (a *Reader) MessageID() string {
 	head := a.head
 	if len(head) > 0 && head[len(head)-1] != '\n' {
 		head = append(head[:len(head):len(head)], '\n') // a message that ends inside its header
@@ -70,20 +73,20 @@ func (a *ArrivalReader) MessageID() string {
 	return esmtp.HeaderField(head, "Message-ID")
 }
 
-// Arrival is what the arrival log line says about a message just stored.
-type Arrival struct {
+// Record is what the arrival log line says about a message just stored.
+type Record struct {
 	ID     queue.ID
 	Env    queue.Envelope // Source is the intake path: smtp, control, sendmail, maildrop
 	Client string         // remote address, "uid N" for the control socket, the maildrop file
 	User   string         // the authenticated SMTP user or the local user; "" when none
 	// Session is the SMTP session's id, "" for the other intake paths.
 	Session string
-	Body    *ArrivalReader
+	Body    *Reader
 }
 
-// LogArrival writes the info line that starts a message's story in the log
+// Log writes the info line that starts a message's story in the log
 // (docs: every line about one message carries its queue_id).
-func LogArrival(log zerolog.Logger, a Arrival) {
+func Log(log zerolog.Logger, a Record) {
 	e := log.Info()
 	if !e.Enabled() {
 		return // nothing to log: spare the Message-ID lookup

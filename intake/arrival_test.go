@@ -1,4 +1,4 @@
-package intake
+package arrival
 
 import (
 	"io"
@@ -24,7 +24,7 @@ func TestArrivalReaderMessageID(t *testing.T) {
 			name string
 			wrap func(io.Reader) io.Reader
 		}{{"whole", func(r io.Reader) io.Reader { return r }}, {"byte by byte", iotest.OneByteReader}} {
-			a := NewArrivalReader(how.wrap(strings.NewReader(tc.msg)))
+			a := NewReader(how.wrap(strings.NewReader(tc.msg)))
 			if _, err := io.Copy(io.Discard, a); err != nil {
 				t.Fatal(err)
 			}

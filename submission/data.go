@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mailq/intake"
+	"mailq/intake/arrival"
 	"mailq/metrics"
 	"mailq/queue"
 )
@@ -88,7 +89,7 @@ func (c *conn) deliver(body io.Reader) outcome {
 	received := intake.Received(from, c.l.opts.Hostname, with, fmt.Sprintf("%s.%d", c.id, c.txn), c.l.opts.Now())
 	limits := intake.Limits{MaxMessageSize: c.l.opts.MaxMessageSize, MaxRecipients: c.l.opts.MaxRecipients}
 	src := &errTracker{r: limits.Body(body)}
-	msg := intake.NewArrivalReader(io.MultiReader(strings.NewReader(received), src))
+	msg := arrival.NewReader(io.MultiReader(strings.NewReader(received), src))
 	id, err := c.l.opts.Store.Enqueue(env, msg)
 	if err != nil {
 		if src.err != nil {
@@ -98,8 +99,8 @@ func (c *conn) deliver(body io.Reader) outcome {
 		return outcome{code: 452, enhanced: "4.3.1", text: "Cannot store the message now; it was not queued, try again later"}
 	}
 	enqueuedSMTP.Inc()
-	intake.LogArrival(c.l.opts.Logger,
-		intake.Arrival{ID: id, Env: env, Client: c.ip, User: c.authUser, Body: msg, Session: c.id})
+	arrival.Log(c.l.opts.Logger,
+		arrival.Record{ID: id, Env: env, Client: c.ip, User: c.authUser, Body: msg, Session: c.id})
 	return outcome{code: 250, enhanced: "2.0.0", text: "Ok: queued as " + string(id)}
 }
 

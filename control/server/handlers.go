@@ -14,6 +14,7 @@ import (
 
 	"mailq/control"
 	"mailq/intake"
+	"mailq/intake/arrival"
 	"mailq/metrics"
 	"mailq/queue"
 )
@@ -356,7 +357,7 @@ func (s *Server) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 	peer, _ := peerOf(r.Context())
 	received := intake.Received(fmt.Sprintf("local (uid %d)", peer.UID), s.opts.Hostname, source, "", s.opts.Now())
 	body := limits.Body(br)
-	msg := intake.NewArrivalReader(io.MultiReader(strings.NewReader(received), body))
+	msg := arrival.NewReader(io.MultiReader(strings.NewReader(received), body))
 	id, err := s.opts.Store.Enqueue(env, msg)
 	if err != nil {
 		switch {
@@ -372,7 +373,7 @@ func (s *Server) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	metrics.Enqueued.WithLabelValues(source).Inc()
-	intake.LogArrival(s.opts.Logger.With().Uint32("uid", peer.UID).Logger(), intake.Arrival{ID: id, Env: env,
+	arrival.Log(s.opts.Logger.With().Uint32("uid", peer.UID).Logger(), arrival.Record{ID: id, Env: env,
 		Client: fmt.Sprintf("local (uid %d, pid %d)", peer.UID, peer.PID), User: intake.UserName(peer.UID), Body: msg})
 	writeJSON(w, http.StatusOK, control.EnqueueReply{ID: id})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
 	"mailq/intake"
+	"mailq/intake/arrival"
 	"mailq/metrics"
 	"mailq/queue"
 )
@@ -334,8 +335,8 @@ func (m *Watcher) enqueueFile(path, name string) (queue.ID, error) {
 	now := m.opts.Now()
 	received := intake.Received("", m.opts.Hostname, "local (mailq maildrop)", name, now)
 	body := &trackedReader{r: io.MultiReader(strings.NewReader(received), limits.Body(msg))}
-	arrival := intake.NewArrivalReader(body)
-	id, err := m.opts.Store.Enqueue(env, arrival)
+	stored := arrival.NewReader(body)
+	id, err := m.opts.Store.Enqueue(env, stored)
 	if err != nil {
 		if src.err != nil || body.err != nil {
 			// Reading the file failed (too large, I/O error): its fault.
@@ -347,7 +348,7 @@ func (m *Watcher) enqueueFile(path, name string) (queue.ID, error) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		owner = intake.UserName(st.Uid)
 	}
-	intake.LogArrival(m.opts.Logger, intake.Arrival{ID: id, Env: env, Client: "maildrop file " + name, User: owner, Body: arrival})
+	arrival.Log(m.opts.Logger, arrival.Record{ID: id, Env: env, Client: "maildrop file " + name, User: owner, Body: stored})
 	return id, nil
 }
 
