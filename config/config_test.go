@@ -242,42 +242,6 @@ func TestStringMasksSecretsAndRoundTrips(t *testing.T) {
 	}
 }
 
-func TestFindOrder(t *testing.T) {
-	dir := t.TempDir()
-	system := filepath.Join(dir, "mailq.toml")
-	tests := []struct {
-		name         string
-		flag, env    string
-		systemExists bool
-		want         string
-	}{
-		{"flag wins", "/a.toml", "/b.toml", true, "/a.toml"},
-		{"env when no flag", "", "/b.toml", true, "/b.toml"},
-		{"system file when it exists", "", "", true, system},
-		{"defaults otherwise", "", "", false, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			os.Remove(system)
-			if tt.systemExists {
-				if err := os.WriteFile(system, nil, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if got := find(tt.flag, tt.env, system); got != tt.want {
-				t.Errorf("find(%q, %q) = %q, want %q", tt.flag, tt.env, got, tt.want)
-			}
-		})
-	}
-	t.Setenv("MAILQ_CONFIG", "/from/env.toml")
-	if got := Find(""); got != "/from/env.toml" {
-		t.Errorf("Find with MAILQ_CONFIG = %q, want /from/env.toml", got)
-	}
-	if got := Find("/flag.toml"); got != "/flag.toml" {
-		t.Errorf("Find with a flag = %q, want /flag.toml", got)
-	}
-}
-
 func TestLoadNamesTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bad.toml")
 	if err := os.WriteFile(path, []byte("[delivery]\nworkers = -1\n"), 0o600); err != nil {

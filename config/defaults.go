@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"mailq/config/clientconf"
 	"mailq/smtpproto"
 )
 
@@ -56,11 +57,11 @@ func Default() *Config {
 		LogFormat:      "json",
 		Queue:          DefaultQueue(),
 		Control: Control{
-			Socket:      "./mailq-data/control.sock",
+			Socket:      clientconf.DefaultSocket,
 			SocketGroup: "mailq",
 		},
 		Maildrop: Maildrop{
-			Dir:          "./mailq-data/maildrop",
+			Dir:          clientconf.DefaultMaildrop,
 			PollInterval: D(2 * time.Second),
 		},
 		Delivery: Delivery{

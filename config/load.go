@@ -7,31 +7,17 @@ import (
 	"os"
 
 	"github.com/BurntSushi/toml"
+
+	"mailq/config/clientconf"
 )
 
 // SystemPath is the configuration used when neither --config nor
 // MAILQ_CONFIG names one and the file exists.
-const SystemPath = "/etc/mailq/mailq.toml"
+const SystemPath = clientconf.SystemPath
 
-// Find picks the configuration file the way docs/configuration.md says both mailq
-// and mailqctl do: the --config flag, then $MAILQ_CONFIG, then SystemPath
-// when it exists, else "" (embedded defaults only).
-func Find(flagPath string) string {
-	return find(flagPath, os.Getenv("MAILQ_CONFIG"), SystemPath)
-}
-
-func find(flagPath, envPath, systemPath string) string {
-	switch {
-	case flagPath != "":
-		return flagPath
-	case envPath != "":
-		return envPath
-	}
-	if _, err := os.Stat(systemPath); err == nil {
-		return systemPath
-	}
-	return ""
-}
+// Find picks the configuration file the way docs/configuration.md says both
+// mailq and mailqctl do (clientconf.Find).
+func Find(flagPath string) string { return clientconf.Find(flagPath) }
 
 // Load reads the TOML file at path over the embedded defaults and validates
 // the result. path "" means the embedded defaults alone.

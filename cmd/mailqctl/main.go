@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"mailq/config"
+	"mailq/config/clientconf"
 	"mailq/control"
 )
 
@@ -37,9 +37,9 @@ type app struct {
 	stdin                        io.Reader
 	stdout, stderr               io.Writer
 
-	cfg    *config.Config
-	cfgErr error
-	loaded bool
+	settings    clientconf.Client
+	settingsErr error
+	loaded      bool
 }
 
 func main() {
@@ -152,32 +152,26 @@ func (a *app) fail(err error) int {
 // errReported means the command already printed why it failed.
 var errReported = errors.New("failed (reported above)")
 
-// config loads the configuration once: --config, $MAILQ_CONFIG,
-// /etc/mailq/mailq.toml, else the embedded defaults.
-func (a *app) config() (*config.Config, error) {
+// clientSettings is where the daemon and the maildrop are, read once from
+// the configuration (--config, $MAILQ_CONFIG, /etc/mailq/mailq.toml, else
+// the embedded defaults): only the keys a client needs (package
+// clientconf), so sendmail starts fast. When this user may not read the
+// configuration (mailq.toml is 0640 root:mailq when installed, yet every
+// user may run sendmail), the world-readable client.toml beside it or the
+// installed layout's paths.
+func (a *app) clientSettings() (clientconf.Client, error) {
 	if !a.loaded {
 		a.loaded = true
-		a.cfg, a.cfgErr = config.Load(config.Find(a.configPath))
-		if a.cfgErr != nil {
-			a.cfgErr = fmt.Errorf("loading the configuration: %w (or give --socket/--maildrop)", a.cfgErr)
+		path := clientconf.Find(a.configPath)
+		a.settings, a.settingsErr = clientconf.Read(path)
+		switch {
+		case path != "" && errors.Is(a.settingsErr, fs.ErrPermission):
+			a.settings, a.settingsErr = clientconf.LoadFallback(path)
+		case a.settingsErr != nil:
+			a.settingsErr = fmt.Errorf("loading the configuration: %w (or give --socket/--maildrop)", a.settingsErr)
 		}
 	}
-	return a.cfg, a.cfgErr
-}
-
-// clientSettings is where the daemon and the maildrop are: from the
-// configuration, or, when this user may not read it (mailq.toml is 0640
-// root:mailq when installed, yet every user may run sendmail), from the
-// world-readable client.toml beside it or the installed layout's paths.
-func (a *app) clientSettings() (config.Client, error) {
-	cfg, err := a.config()
-	if err == nil {
-		return config.ClientOf(cfg), nil
-	}
-	if path := config.Find(a.configPath); path != "" && errors.Is(err, fs.ErrPermission) {
-		return config.LoadClient(path)
-	}
-	return config.Client{}, err
+	return a.settings, a.settingsErr
 }
 
 // client returns a control client for --socket or the configured socket.

@@ -36,7 +36,7 @@ func (a *app) readClient(ctx context.Context) (c *control.Client, done func(), e
 		// Up, or refused for a reason the queue file would not fix.
 		return c, func() {}, nil
 	}
-	if cfg, cerr := a.config(); cerr == nil && cfg.Queue.Postgres() {
+	if c, cerr := a.clientSettings(); cerr == nil && c.Postgres {
 		// No local file to fall back on: the queue is in the database, and
 		// every node's socket answers for all of it.
 		return nil, nil, fmt.Errorf("%w; the queue is in PostgreSQL ([queue] backend = \"postgres\"): ask a running node (--socket), or start this one", pingErr)
