@@ -15,9 +15,13 @@ DESTDIR    ?=
 
 .PHONY: build test install clean
 
+# mailqctl is also sendmail, started once per message: built without cgo it
+# is a static binary that starts without the dynamic loader and libc (issue
+# 13). Its one user lookup, sendmail's default sender, then reads /etc/passwd,
+# and for users only NSS knows (LDAP, SSSD) takes $USER or $LOGNAME.
 build:
 	go build -o bin/mailq ./cmd/mailq
-	go build -ldflags "-X main.daemonPath=$(LIBEXECDIR)/mailq" -o bin/mailqctl ./cmd/mailqctl
+	CGO_ENABLED=0 go build -ldflags "-X main.daemonPath=$(LIBEXECDIR)/mailq" -o bin/mailqctl ./cmd/mailqctl
 
 test:
 	go test -race ./...

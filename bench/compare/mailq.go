@@ -18,16 +18,18 @@ import (
 // data, control socket and maildrop under dir, one [[submission]] on a free
 // loopback port, one route "*" to the port given to start.
 type mailqInst struct {
-	dir, cfg  string
-	bins      *binaries
-	port      int
-	extra     string // more TOML appended to the config (the big-queue retry policy)
-	cmd       *exec.Cmd
-	exited    chan error
-	sendmail  string // a link named sendmail to mailqctl: mailqctl is sendmail by argv[0]
-	socket    string
-	logPath   string
-	startedAt time.Time
+	dir, cfg string
+	bins     *binaries
+	port     int
+	extra    string // more TOML appended to the config (the big-queue retry policy)
+	cmd      *exec.Cmd
+	exited   chan error
+	sendmail string // a link named sendmail to mailqctl: mailqctl is sendmail by argv[0]
+	// baselineSendmail is a link named sendmail to --baseline-mailqctl, "" without.
+	baselineSendmail string
+	socket           string
+	logPath          string
+	startedAt        time.Time
 }
 
 func newMailq(dir string, bins *binaries) (*mailqInst, error) {
@@ -43,6 +45,15 @@ func newMailq(dir string, bins *binaries) (*mailqInst, error) {
 		logPath: filepath.Join(dir, "mailq.log")}
 	if err := os.Symlink(bins.mailqctl, m.sendmail); err != nil {
 		return nil, err
+	}
+	if bins.baselineCtl != "" {
+		m.baselineSendmail = filepath.Join(dir, "baseline", "sendmail")
+		if err := os.MkdirAll(filepath.Dir(m.baselineSendmail), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Symlink(bins.baselineCtl, m.baselineSendmail); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -181,6 +192,13 @@ func (m *mailqInst) stats() (mailqStats, error) {
 
 func (m *mailqInst) sendmailCmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(m.sendmail, args...)
+	cmd.Env = append(os.Environ(), "MAILQ_CONFIG="+m.cfg)
+	return cmd
+}
+
+// baselineSendmailCmd is sendmailCmd with --baseline-mailqctl.
+func (m *mailqInst) baselineSendmailCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(m.baselineSendmail, args...)
 	cmd.Env = append(os.Environ(), "MAILQ_CONFIG="+m.cfg)
 	return cmd
 }

@@ -32,6 +32,7 @@ type options struct {
 	drain                          time.Duration
 	targets                        []string
 	figures                        map[string]bool // which figures to measure (--figures)
+	baselineCtl                    string          // another mailqctl whose sendmail is measured alongside
 }
 
 // allFigures are the figures a run can measure, in the order it measures them.
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&o.dumpDir, "dump-dir", "/dev/shm", "where smtp-sink dumps what it receives (a tmpfs, so its writeback does not compete with the fsyncs measured)")
 	flag.DurationVar(&o.drain, "drain-timeout", 10*time.Minute, "how long to wait for all messages of a figure at the sink")
 	targets := flag.String("targets", "postfix,mailq", "systems to compare")
+	flag.StringVar(&o.baselineCtl, "baseline-mailqctl", "", "a mailqctl binary (e.g. built from main) whose sendmail is timed alongside this tree's, blocks alternating, against the same daemon: the sendmail figure's before/after in one run")
 	figures := flag.String("figures", strings.Join(allFigures, ","), "figures to measure (a subset of the default); e.g. e2elarge alone for the 100 KiB figure and its ceiling")
 	smoke := flag.Bool("smoke", false, "a quick check that the command works (CI): 500 messages, 1 run, a 2,000-message big queue")
 	flag.BoolVar(&keepFiles, "keep", false, "keep the scratch directory (logs, queues, the sink's dumps)")
@@ -90,6 +92,13 @@ func main() {
 			fatal(fmt.Errorf("--figures: %q is not one of %s", f, strings.Join(allFigures, ",")))
 		}
 		o.figures[f] = true
+	}
+	if o.baselineCtl != "" {
+		abs, err := filepath.Abs(o.baselineCtl)
+		if err != nil {
+			fatal(err)
+		}
+		o.baselineCtl = abs
 	}
 	o.targets = strings.Split(*targets, ",")
 	for _, t := range o.targets {
@@ -138,12 +147,18 @@ func runCleanups() {
 	cleanups = nil
 }
 
-type binaries struct{ mailq, mailqctl, bigqueue string }
+type binaries struct {
+	mailq, mailqctl, bigqueue string
+	baselineCtl               string // --baseline-mailqctl, "" without
+}
 
 func buildAll(dir string) (*binaries, error) {
-	b := &binaries{filepath.Join(dir, "mailq"), filepath.Join(dir, "mailqctl"), filepath.Join(dir, "bigqueue")}
+	b := &binaries{mailq: filepath.Join(dir, "mailq"), mailqctl: filepath.Join(dir, "mailqctl"), bigqueue: filepath.Join(dir, "bigqueue")}
 	for out, pkg := range map[string]string{b.mailq: "./cmd/mailq", b.mailqctl: "./cmd/mailqctl", b.bigqueue: "./bench/bigqueue"} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
+		if pkg == "./cmd/mailqctl" {
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Makefile builds it
+		}
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
 			return nil, fmt.Errorf("go build %s (run from the repository root): %w", pkg, err)
@@ -198,6 +213,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	bins.baselineCtl = o.baselineCtl
 	pfVersion, _ := exec.Command("postconf", "-d", "-h", "mail_version").Output()
 
 	res := newResults()
@@ -365,14 +381,24 @@ func measureSystem(o options, r int, sys system, sk *sink, res *results) error {
 
 	// 3. sendmail -t -i, one process per message, one after another: the
 	// figure is how fast a program calling it gets its messages stored.
+	// With --baseline-mailqctl, mailq's figure is taken twice, the two
+	// binaries alternating in blocks against the same daemon.
+	sendmailSent := 0
 	if o.measures("sendmail") {
-		took, err := sendmailLoop(sys, o.sendmailN, o.size, tag("sendmail"))
+		senders := []sender{{name, sys.sendmailCmd}}
+		if m, ok := sys.(*mailqInst); ok && m.baselineSendmail != "" {
+			senders = append(senders, sender{name + "-baseline", m.baselineSendmailCmd})
+		}
+		took, err := sendmailLoop(senders, o.sendmailN, o.size, tag("sendmail"))
 		if err != nil {
 			return fmt.Errorf("sendmail: %w", err)
 		}
-		res.add("sendmail", name, r, float64(o.sendmailN)/took.Seconds())
-		step("sendmail: %d in %.2f s, %.1f msg/s", o.sendmailN, took.Seconds(), float64(o.sendmailN)/took.Seconds())
-		if _, err := sk.waitFor(tag("sendmail"), o.sendmailN, o.drain); err != nil {
+		for i, s := range senders {
+			res.add("sendmail", s.system, r, float64(o.sendmailN)/took[i].Seconds())
+			step("sendmail (%s): %d in %.2f s, %.1f msg/s", s.system, o.sendmailN, took[i].Seconds(), float64(o.sendmailN)/took[i].Seconds())
+		}
+		sendmailSent = o.sendmailN * len(senders)
+		if _, err := sk.waitFor(tag("sendmail"), sendmailSent, o.drain); err != nil {
 			return fmt.Errorf("sendmail: %w", err)
 		}
 	}
@@ -388,7 +414,7 @@ func measureSystem(o options, r int, sys system, sk *sink, res *results) error {
 	for _, c := range []struct {
 		fig string
 		n   int
-	}{{"intake", o.messages}, {"e2e", o.messages}, {"e2e10", o.rcptMessages * 10}, {"e2elarge", o.largeMessages}, {"sendmail", o.sendmailN}} {
+	}{{"intake", o.messages}, {"e2e", o.messages}, {"e2e10", o.rcptMessages * 10}, {"e2elarge", o.largeMessages}, {"sendmail", sendmailSent}} {
 		if !o.measures(c.fig) {
 			continue
 		}
@@ -480,20 +506,39 @@ func smtpSourceUntilCounted(sk *sink, port, sessions, n, size, rcpts int, tag st
 	return at.Sub(start), cpu, nil
 }
 
-// sendmailLoop runs sendmail -t -i once per message, one at a time, each
-// message addressed (To:) to a unique recipient under tag.
-func sendmailLoop(sys system, n, size int, tag string) (time.Duration, error) {
+// sender is one sendmail to time: the system it counts for, and its command.
+type sender struct {
+	system string
+	cmd    func(args ...string) *exec.Cmd
+}
+
+// sendmailLoop runs sendmail -t -i once per message, one at a time, n
+// messages for each sender, in blocks that alternate between the senders
+// so the machine's load falls on them alike; each message is addressed
+// (To:) to a unique recipient under tag. It returns each sender's total time.
+func sendmailLoop(senders []sender, n, size int, tag string) ([]time.Duration, error) {
+	const block = 10
 	body := filler(size)
-	start := time.Now()
-	for i := 1; i <= n; i++ {
-		msg := fmt.Sprintf("From: a@example.com\nTo: s%d@%s\nSubject: bench %d\n\n%s", i, tag, i, body)
-		cmd := sys.sendmailCmd("-t", "-i", "-f", "a@example.com")
-		cmd.Stdin = strings.NewReader(msg)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("message %d: %v: %s", i, err, firstLines(string(out), 3))
+	took := make([]time.Duration, len(senders))
+	seq := 0
+	for done := 0; done < n; done += block {
+		for j := range senders {
+			k := (j + done/block) % len(senders)
+			s := senders[k]
+			start := time.Now()
+			for i := 0; i < min(block, n-done); i++ {
+				seq++
+				msg := fmt.Sprintf("From: a@example.com\nTo: s%d@%s\nSubject: bench %d\n\n%s", seq, tag, seq, body)
+				cmd := s.cmd("-t", "-i", "-f", "a@example.com")
+				cmd.Stdin = strings.NewReader(msg)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					return nil, fmt.Errorf("%s, message %d: %v: %s", s.system, seq, err, firstLines(string(out), 3))
+				}
+			}
+			took[k] += time.Since(start)
 		}
 	}
-	return time.Since(start), nil
+	return took, nil
 }
 
 // filler is size bytes of 78-character lines.

@@ -58,6 +58,7 @@ func printTable(w io.Writer, header string, o options, r *results) {
 		{"e2e10", fmt.Sprintf("end to end, 10 recipients (msg/s; %d messages)", o.rcptMessages), "%.0f"},
 		{"e2elarge", fmt.Sprintf("end to end, %d KiB (msg/s; %d messages)", o.largeSize>>10, o.largeMessages), "%.0f"},
 		{"sendmail", fmt.Sprintf("`sendmail -t -i`, one process per message (msg/s; %d)", o.sendmailN), "%.1f"},
+		{"sendmail-baseline", fmt.Sprintf("same, mailq column: --baseline-mailqctl (msg/s; %d)", o.sendmailN), "%.1f"},
 		{"flushed", "held queue after restart: flush → all at the sink (msg/s)", "%.0f"},
 		{"rss", "daemon peak RSS, all processes (MiB)", "%.0f"},
 		{"pss", "daemon peak PSS, all processes (MiB)", "%.0f"},
@@ -72,12 +73,19 @@ func printTable(w io.Writer, header string, o options, r *results) {
 		return "—"
 	}
 	for _, f := range figs {
-		if len(r.v[f.key]) == 0 {
+		fig, sys := f.key, "mailq"
+		if f.key == "sendmail-baseline" {
+			if _, ok := r.median("sendmail", "mailq-baseline"); !ok {
+				continue
+			}
+			fig, sys = "sendmail", "mailq-baseline"
+		}
+		if len(r.v[fig]) == 0 {
 			continue // not measured (--figures)
 		}
 		ratio := "—"
-		p, okp := r.median(f.key, "postfix")
-		m, okm := r.median(f.key, "mailq")
+		p, okp := r.median(fig, "postfix")
+		m, okm := r.median(fig, sys)
 		if okp && okm && p > 0 {
 			ratio = fmt.Sprintf("%.2f×", m/p)
 		}
@@ -95,8 +103,18 @@ func printTable(w io.Writer, header string, o options, r *results) {
 			}
 			ratio += " (of the ceiling: " + strings.Join(of, ", ") + ")"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s; %s |\n", f.label, cell(f.key, "postfix", f.format), cell(f.key, "mailq", f.format),
-			ratio, r.runs(f.key, "postfix", f.format), r.runs(f.key, "mailq", f.format))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s; %s |\n", f.label, cell(fig, "postfix", f.format), cell(fig, sys, f.format),
+			ratio, r.runs(fig, "postfix", f.format), r.runs(fig, sys, f.format))
+	}
+	if b, ok := r.median("sendmail", "mailq-baseline"); ok && b > 0 {
+		m, _ := r.median("sendmail", "mailq")
+		var per []string
+		for i, x := range r.v["sendmail"]["mailq"] {
+			if i < len(r.v["sendmail"]["mailq-baseline"]) {
+				per = append(per, fmt.Sprintf("%.2f×", x/r.v["sendmail"]["mailq-baseline"][i]))
+			}
+		}
+		fmt.Fprintf(w, "\nsendmail, this tree's mailqctl / --baseline-mailqctl, same daemon, blocks alternating: %.2f× (medians; per run %s).\n", m/b, strings.Join(per, ", "))
 	}
 	fmt.Fprintf(w, "\nThe machine in the same runs: loopback ceiling (smtp-source → smtp-sink) %s msg/s (runs %s), at %d KiB %s msg/s (runs %s); disk %s fsyncs/s of 4 KiB (runs %s).\n",
 		cell("ceiling", "", "%.0f"), r.runs("ceiling", "", "%.0f"), o.largeSize>>10, cell("ceilinglarge", "", "%.0f"), r.runs("ceilinglarge", "", "%.0f"),

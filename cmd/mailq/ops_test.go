@@ -180,7 +180,10 @@ func buildMailqctl(t *testing.T) string {
 	ctlOnce.Do(func() {
 		ctlDir = filepath.Dir(binPath)
 		ctlPath = filepath.Join(ctlDir, "mailqctl")
-		out, err := exec.Command("go", "build", "-o", ctlPath, "../mailqctl").CombinedOutput()
+		// As the Makefile builds it: static (CGO_ENABLED=0).
+		build := exec.Command("go", "build", "-o", ctlPath, "../mailqctl")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := build.CombinedOutput()
 		if err != nil {
 			ctlErr = fmt.Errorf("go build ../mailqctl: %v\n%s", err, out)
 		}
