@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -372,10 +373,16 @@ func (s *Server) handleEnqueue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "message not stored: "+err.Error())
 		return
 	}
+	// Durable: answer now, complete, and log after, so the caller (a
+	// sendmail process waiting to exit) does not wait for the log line and
+	// its user-name lookup.
+	writeJSON(w, http.StatusOK, control.EnqueueReply{ID: id})
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
 	metrics.Enqueued.WithLabelValues(source).Inc()
 	arrival.Log(s.opts.Logger.With().Uint32("uid", peer.UID).Logger(), arrival.Record{ID: id, Env: env,
 		Client: fmt.Sprintf("local (uid %d, pid %d)", peer.UID, peer.PID), User: intake.UserName(peer.UID), Body: msg})
-	writeJSON(w, http.StatusOK, control.EnqueueReply{ID: id})
 }
 
 // readLine reads up to and excluding '\n', refusing lines longer than max.
@@ -450,10 +457,18 @@ func (s *Server) writeStoreError(w http.ResponseWriter, id queue.ID, err error) 
 	}
 }
 
+// writeJSON answers v with its length, so that a flushed answer is
+// complete for the client before the handler returns.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		status, data = http.StatusInternalServerError, []byte(`{"error":"encoding the answer failed"}`)
+	}
+	data = append(data, '\n')
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	w.Write(data)
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

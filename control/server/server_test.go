@@ -51,7 +51,9 @@ func startDaemon(t testing.TB, opts Options) *testDaemon {
 	if opts.Hostname == "" {
 		opts.Hostname = "mq.test"
 	}
-	opts.Logger = zerolog.Nop()
+	if opts.Logger.GetLevel() == zerolog.DebugLevel { // the zero Logger: tests that pass none log nothing
+		opts.Logger = zerolog.Nop()
+	}
 	sock := filepath.Join(shortTempDir(t), "control.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -380,5 +382,34 @@ func TestCatOfDoneMessage(t *testing.T) {
 	m, err := d.client.Show(context.Background(), id)
 	if err != nil || m.Status != queue.StatusDone {
 		t.Fatalf("show of a delivered message: %+v, %v", m, err)
+	}
+}
+
+// heldArrivals is a log writer that holds every "arrived" line until
+// released, as a slow or stuck log would.
+type heldArrivals struct{ release chan struct{} }
+
+func (h heldArrivals) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), `"arrived"`) {
+		<-h.release
+	}
+	return len(p), nil
+}
+
+// TestEnqueueAnswersBeforeLogging: the id comes back once the message is
+// stored, without waiting for the arrival log line (and its user lookup):
+// a sendmail process exits as soon as its message is durable (issue 13).
+func TestEnqueueAnswersBeforeLogging(t *testing.T) {
+	held := heldArrivals{release: make(chan struct{})}
+	d := startDaemon(t, Options{Logger: zerolog.New(held)})
+	defer close(held.release)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := d.client.Enqueue(ctx, env("a@example.com", "b@example.org"), strings.NewReader("Subject: x\r\n\r\nx\r\n"), "sendmail")
+	if err != nil {
+		t.Fatalf("Enqueue while the arrival line is held: %v", err)
+	}
+	if _, err := d.store.Get(id); err != nil {
+		t.Errorf("answered %s but the store has not got it: %v", id, err)
 	}
 }
