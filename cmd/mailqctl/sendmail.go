@@ -209,9 +209,10 @@ func (a *app) submit(o sendmailOptions) (int, error) {
 		}
 		var apiErr *control.APIError
 		switch {
-		case errors.As(err, &apiErr) && apiErr.Status == 400:
-			return exDataErr, fmt.Errorf("message refused: %w", err)
-		case errors.As(err, &apiErr) && apiErr.Status == 413:
+		case errors.As(err, &apiErr) && (apiErr.Status == 400 || apiErr.Status == 413):
+			if strings.HasPrefix(apiErr.Message, "message refused") {
+				return exDataErr, err // the daemon says so already
+			}
 			return exDataErr, fmt.Errorf("message refused: %w", err)
 		case !errors.Is(err, control.ErrUnreachable) && !(errors.As(err, &apiErr) && apiErr.Status == 403):
 			return exTempFail, fmt.Errorf("message not stored: %w", err)

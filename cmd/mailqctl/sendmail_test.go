@@ -219,6 +219,11 @@ func TestSendmailModesAndUsage(t *testing.T) {
 	if r := d.ctl(t, "Subject: x\n\nx\n", "sendmail", "not an address"); r.code != exDataErr {
 		t.Errorf("bad recipient: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// a message the daemon refuses says so once, not "message refused: message refused: ..."
+	long := "Subject: x\n\n" + strings.Repeat("x", 3000) + "\n"
+	if r := d.ctl(t, long, "sendmail", "b@example.org"); r.code != exDataErr || strings.Count(r.stderr, "message refused") != 1 {
+		t.Errorf("line too long: exit %d, stderr %q; want %d and \"message refused\" once", r.code, r.stderr, exDataErr)
+	}
 }
 
 func TestParseSendmailArgs(t *testing.T) {
