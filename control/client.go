@@ -257,11 +257,32 @@ func (c *Client) Enqueue(ctx context.Context, env queue.Envelope, body io.Reader
 	line = append(line, '\n')
 	var r EnqueueReply
 	path := APIPrefix + "enqueue?source=" + url.QueryEscape(source)
-	if err := c.do(ctx, http.MethodPost, path, io.MultiReader(bytes.NewReader(line), body), &r); err != nil {
+	if err := c.do(ctx, http.MethodPost, path, filledReads{io.MultiReader(bytes.NewReader(line), body)}, &r); err != nil {
 		return "", err
 	}
 	if r.ID == "" {
 		return "", errors.New("the daemon answered enqueue without an id")
 	}
 	return r.ID, nil
+}
+
+// filledReads fills each Read as far as its source allows: until p is
+// full, the end or an error. The transport sends each Read of a body of
+// unknown length as a chunk with a write of its own, each waking the
+// daemon, and a message read from a pipe comes a line at a time (a 4 KiB
+// message was some 55 writes). The source is still read only once the
+// request is being sent, so a client that cannot connect has read nothing
+// (sendmail then keeps the message in the maildrop).
+type filledReads struct{ r io.Reader }
+
+func (f filledReads) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := f.r.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
