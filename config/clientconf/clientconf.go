@@ -3,7 +3,7 @@
 // host name for default senders and which queue backend runs. It reads only
 // those keys, so a program started once per message does not pay for
 // decoding and validating the daemon's whole configuration, nor link what
-// that needs (package config; docs/cli.md "Configuration").
+// that needs (package config; docs/cli.md "mailqctl").
 package clientconf
 
 import (
