@@ -35,23 +35,27 @@ func (e *APIError) Error() string { return e.Message }
 type Client struct {
 	socket string
 	http   *http.Client
+	// dial opens a connection of its own for Enqueue; nil: Enqueue goes
+	// through http like every other request.
+	dial func(ctx context.Context) (net.Conn, error)
 }
 
 // NewClient returns a client for the daemon listening on socketPath.
 func NewClient(socketPath string) *Client {
+	dial := func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "unix", socketPath)
+		if err != nil {
+			return nil, &unreachableError{socket: socketPath, err: err}
+		}
+		return c, nil
+	}
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "unix", socketPath)
-			if err != nil {
-				return nil, &unreachableError{socket: socketPath, err: err}
-			}
-			return c, nil
-		},
+		DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	return &Client{socket: socketPath, http: &http.Client{Transport: tr}}
+	return &Client{socket: socketPath, http: &http.Client{Transport: tr}, dial: dial}
 }
 
 type unreachableError struct {
@@ -102,14 +106,19 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader) 
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		var er ErrorReply
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(data, &er) != nil || er.Error == "" {
-			er.Error = fmt.Sprintf("daemon answered %s: %s", resp.Status, strings.TrimSpace(string(data)))
-		}
-		return nil, &APIError{Status: resp.StatusCode, Message: er.Error}
+		return nil, apiError(resp)
 	}
 	return resp, nil
+}
+
+// apiError reads a refusal or failure the daemon answered with.
+func apiError(resp *http.Response) *APIError {
+	var er ErrorReply
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(data, &er) != nil || er.Error == "" {
+		er.Error = fmt.Sprintf("daemon answered %s: %s", resp.Status, strings.TrimSpace(string(data)))
+	}
+	return &APIError{Status: resp.StatusCode, Message: er.Error}
 }
 
 // Ping checks that the daemon answers and lets this user in.
@@ -257,7 +266,13 @@ func (c *Client) Enqueue(ctx context.Context, env queue.Envelope, body io.Reader
 	line = append(line, '\n')
 	var r EnqueueReply
 	path := APIPrefix + "enqueue?source=" + url.QueryEscape(source)
-	if err := c.do(ctx, http.MethodPost, path, filledReads{io.MultiReader(bytes.NewReader(line), body)}, &r); err != nil {
+	send := filledReads{io.MultiReader(bytes.NewReader(line), body)}
+	if c.dial == nil {
+		err = c.do(ctx, http.MethodPost, path, send, &r)
+	} else {
+		err = c.exchange(ctx, http.MethodPost, path, send, &r)
+	}
+	if err != nil {
 		return "", err
 	}
 	if r.ID == "" {
@@ -285,4 +300,43 @@ func (f filledReads) Read(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// exchange is do on a connection of its own, without the transport's
+// pool and its goroutines: sendmail makes this one request and exits, and
+// on a busy machine every goroutine that wakes a thread costs it time. The
+// answer is read while the request is written, since the daemon may refuse
+// a message before it has all of it.
+func (c *Client) exchange(ctx context.Context, method, path string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://mailq"+path, body)
+	if err != nil {
+		return err
+	}
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	wrote := make(chan error, 1)
+	go func() { wrote <- req.Write(conn) }()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		if werr := <-wrote; werr != nil {
+			err = werr // the daemon went away while the message was being sent
+		}
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return fmt.Errorf("control request %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return apiError(resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("reading the daemon's answer to %s %s: %w", method, path, err)
+	}
+	return nil
 }

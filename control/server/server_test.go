@@ -413,3 +413,19 @@ func TestEnqueueAnswersBeforeLogging(t *testing.T) {
 		t.Errorf("answered %s but the store has not got it: %v", id, err)
 	}
 }
+
+// TestEnqueueRefusedMidwayIsAnswered: a message far over max_message_size
+// is refused while the client is still sending it; the client gets the
+// refusal (413), neither a write error nor a hang, though the daemon stops
+// reading part way.
+func TestEnqueueRefusedMidwayIsAnswered(t *testing.T) {
+	d := startDaemon(t, Options{MaxMessageSize: 1 << 10})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	big := strings.Repeat(strings.Repeat("x", 78)+"\r\n", 200_000) // 16 MiB
+	_, err := d.client.Enqueue(ctx, env("a@example.com", "b@example.org"), strings.NewReader(big), "sendmail")
+	var apiErr *control.APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("Enqueue of 16 MiB with max_message_size 1 KiB: %v; want the 413 refusal", err)
+	}
+}
