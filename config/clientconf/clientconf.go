@@ -72,9 +72,9 @@ func find(flagPath, envPath, systemPath string) string {
 	return ""
 }
 
-// clientKeys are the keys of mailq.toml a client reads (the same names and
-// meaning as there); every other key is the daemon's to decode and check.
-type clientKeys struct {
+// clientFile is the syntax of client.toml: the same keys as mailq.toml,
+// and only those a client needs to find the daemon.
+type clientFile struct {
 	Hostname string `toml:"hostname"`
 	Control  struct {
 		Socket string `toml:"socket"`
@@ -82,6 +82,24 @@ type clientKeys struct {
 	Maildrop struct {
 		Dir string `toml:"dir"`
 	} `toml:"maildrop"`
+}
+
+// over is c with the keys f sets.
+func (f clientFile) over(c Client) Client {
+	if f.Control.Socket != "" {
+		c.Socket = f.Control.Socket
+	}
+	if f.Maildrop.Dir != "" {
+		c.Maildrop = f.Maildrop.Dir
+	}
+	c.Hostname = f.Hostname
+	return c
+}
+
+// clientKeys are the keys of mailq.toml a client reads (the same names and
+// meaning as there); every other key is the daemon's to decode and check.
+type clientKeys struct {
+	clientFile
 	Queue struct {
 		Backend string `toml:"backend"`
 	} `toml:"queue"`
@@ -120,26 +138,9 @@ func Read(path string) (Client, error) {
 	case md.IsDefined("queue", "backend") && k.Queue.Backend != "bbolt" && k.Queue.Backend != "postgres":
 		return bad("[queue]: key \"backend\" must be \"bbolt\" or \"postgres\", got %q", k.Queue.Backend)
 	}
-	if k.Control.Socket != "" {
-		c.Socket = k.Control.Socket
-	}
-	if k.Maildrop.Dir != "" {
-		c.Maildrop = k.Maildrop.Dir
-	}
-	c.Hostname, c.Postgres, c.Source = k.Hostname, k.Queue.Backend == "postgres", path
+	c = k.clientFile.over(c)
+	c.Postgres, c.Source = k.Queue.Backend == "postgres", path
 	return c, nil
-}
-
-// clientFile is the syntax of client.toml: the same keys as mailq.toml, and
-// only those a client needs.
-type clientFile struct {
-	Hostname string `toml:"hostname"`
-	Control  struct {
-		Socket string `toml:"socket"`
-	} `toml:"control"`
-	Maildrop struct {
-		Dir string `toml:"dir"`
-	} `toml:"maildrop"`
 }
 
 // LoadFallback is what a client uses instead of the configuration at
@@ -164,13 +165,7 @@ func LoadFallback(configPath string) (Client, error) {
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		return c, fmt.Errorf("config: %s: key %q is not a client setting (only hostname, [control] socket and [maildrop] dir belong here; secrets never do)", path, undecoded[0].String())
 	}
-	if f.Control.Socket != "" {
-		c.Socket = f.Control.Socket
-	}
-	if f.Maildrop.Dir != "" {
-		c.Maildrop = f.Maildrop.Dir
-	}
-	c.Hostname = f.Hostname
+	c = f.over(c)
 	c.Source = path
 	return c, nil
 }
