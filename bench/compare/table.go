@@ -116,8 +116,14 @@ func printTable(w io.Writer, header string, o options, r *results) {
 		}
 		fmt.Fprintf(w, "\nsendmail, this tree's mailqctl / --baseline-mailqctl, same daemon, blocks alternating: %.2f× (medians; per run %s).\n", m/b, strings.Join(per, ", "))
 	}
-	fmt.Fprintf(w, "\nThe machine in the same runs: loopback ceiling (smtp-source → smtp-sink) %s msg/s (runs %s), at %d KiB %s msg/s (runs %s); disk %s fsyncs/s of 4 KiB (runs %s).\n",
-		cell("ceiling", "", "%.0f"), r.runs("ceiling", "", "%.0f"), o.largeSize>>10, cell("ceilinglarge", "", "%.0f"), r.runs("ceilinglarge", "", "%.0f"),
-		cell("fsync", "", "%.0f"), r.runs("fsync", "", "%.0f"))
+	var machine []string
+	if _, ok := r.median("ceiling", ""); ok {
+		machine = append(machine, fmt.Sprintf("loopback ceiling (smtp-source → smtp-sink) %s msg/s (runs %s)", cell("ceiling", "", "%.0f"), r.runs("ceiling", "", "%.0f")))
+	}
+	if _, ok := r.median("ceilinglarge", ""); ok {
+		machine = append(machine, fmt.Sprintf("loopback ceiling at %d KiB %s msg/s (runs %s)", o.largeSize>>10, cell("ceilinglarge", "", "%.0f"), r.runs("ceilinglarge", "", "%.0f")))
+	}
+	machine = append(machine, fmt.Sprintf("disk %s fsyncs/s of 4 KiB (runs %s)", cell("fsync", "", "%.0f"), r.runs("fsync", "", "%.0f")))
+	fmt.Fprintf(w, "\nThe machine in the same runs: %s.\n", strings.Join(machine, "; "))
 	fmt.Fprintln(w, "Every recipient of every figure arrived at the sink exactly once.")
 }
