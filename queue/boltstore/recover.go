@@ -98,7 +98,7 @@ func checkIndexSizes(db *bolt.DB, tx *bolt.Tx, c storedCounts) string {
 		got := 0
 		cur := tx.Bucket(want.bucket).Cursor()
 		for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
-			if got++; got%(4*trimAfter) == 0 {
+			if got++; got%trimAfter == 0 {
 				trimMapping(db, tx)
 			}
 		}
