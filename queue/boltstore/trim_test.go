@@ -43,14 +43,7 @@ func procStatusKiB(t *testing.T, field string) int64 {
 // neither walk raised the peak much above that.
 func TestBigWalksLeaveFileUnmapped(t *testing.T) {
 	const n = 40000
-	path := filepath.Join(t.TempDir(), "queue.db")
-	s, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fillDeferredSized(s, n, 4096, time.Now().Add(100*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	path, s := openFilled(t, n)
 	// An unclean stop: the next Open checks the indexes, walking them.
 	s.Close()
 	os.Remove(cleanPath(path))
@@ -63,7 +56,8 @@ func TestBigWalksLeaveFileUnmapped(t *testing.T) {
 		t.Fatalf("reset the peak RSS: %v", err)
 	}
 	rssBase := procStatusKiB(t, "VmRSS:")
-	if s, err = Open(path, Options{}); err != nil {
+	s, err := Open(path, Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
@@ -95,14 +89,7 @@ func TestBigWalksLeaveFileUnmapped(t *testing.T) {
 // mapping bounded throughout, whatever the queue's length.
 func TestRebuildLeavesFileUnmapped(t *testing.T) {
 	const n = 40000
-	path := filepath.Join(t.TempDir(), "queue.db")
-	s, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fillDeferredSized(s, n, 4096, time.Now().Add(100*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	path, s := openFilled(t, n)
 	if err := s.write(0, func(tx *bolt.Tx, _ *delta) error { return tx.Bucket(bucketMeta).Delete(metaIndexVersion) }); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +102,7 @@ func TestRebuildLeavesFileUnmapped(t *testing.T) {
 	}
 	rssBase := procStatusKiB(t, "VmRSS:")
 	rebuilt := false
-	s, err = Open(path, Options{OnRebuild: func(p RebuildProgress) { rebuilt = rebuilt || p.Done }})
+	s, err := Open(path, Options{OnRebuild: func(p RebuildProgress) { rebuilt = rebuilt || p.Done }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,4 +123,18 @@ func TestRebuildLeavesFileUnmapped(t *testing.T) {
 	if peak > 4*limitKiB {
 		t.Errorf("a rebuild of %d messages raised the peak RSS by %d KiB; want at most %d", n, peak, 4*limitKiB)
 	}
+}
+
+// openFilled opens a new store holding n deferred 4 KiB messages.
+func openFilled(t *testing.T, n int) (string, *Store) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fillDeferredSized(s, n, 4096, time.Now().Add(100*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	return path, s
 }
