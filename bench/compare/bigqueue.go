@@ -23,7 +23,20 @@ type bigResult struct {
 	stop, restart     time.Duration // SIGTERM → exit; exec → socket answers again
 	peakRSS, peakPSS  int64         // KiB, sampled
 	hwm, rssAfterList int64         // KiB: VmHWM of the first daemon; its RSS after the lists
+	idle, afterList   rssSplit      // the first daemon settled after start, and after the lists
+	crash             time.Duration // kill -9, then start → socket answers (the file is checked)
+	crashHWM          int64         // KiB: VmHWM of the daemon that recovered
 }
+
+// rssSplit is a resident set split into anonymous memory (heap, stacks)
+// and file pages (bbolt's mapping: a page counts once touched), in KiB.
+type rssSplit struct{ anon, file int64 }
+
+func readRSSSplit(pid int) rssSplit {
+	return rssSplit{procStatusKB(pid, "RssAnon:"), procStatusKB(pid, "RssFile:")}
+}
+
+func (r rssSplit) String() string { return fmt.Sprintf("%d / %d MiB", r.anon>>10, r.file>>10) }
 
 // bigQueue fills a store with n deferred messages (bench/bigqueue -fill:
 // through the queue API, as a first attempt to a dead next hop leaves
@@ -77,6 +90,8 @@ delay_warning = "500h"
 			mem.stop()
 		}
 	}()
+	time.Sleep(time.Second) // let start-up work settle
+	r.idle = readRSSSplit(m.pids()[0])
 
 	var lists, statses []float64
 	for i := 0; i < 3; i++ {
@@ -106,6 +121,7 @@ delay_warning = "500h"
 		return r, fmt.Errorf("stats live = %d, %d were queued", st.Live, n)
 	}
 	r.hwm, r.rssAfterList = procStatusKB(m.pids()[0], "VmHWM:"), procStatusKB(m.pids()[0], "VmRSS:")
+	r.afterList = readRSSSplit(m.pids()[0])
 	r.stop = m.stopTimed()
 	if r.restart, err = m.startTimed(dead); err != nil {
 		return r, fmt.Errorf("restart: %w", err)
@@ -116,8 +132,20 @@ delay_warning = "500h"
 	peak := mem.stop()
 	mem = nil
 	r.peakRSS, r.peakPSS = peak.rss, peak.pss
-	fmt.Fprintf(os.Stderr, "big %d: start %.2f s, list %.2f s, stats %.3f s, stop %.2f s, restart %.2f s, peak RSS %d MiB (load %s)\n",
-		n, r.start.Seconds(), r.list.Seconds(), r.stats.Seconds(), r.stop.Seconds(), r.restart.Seconds(), peak.rss>>10, loadavg())
+
+	// A crash: the next start checks the whole file and the indexes (in
+	// bounded memory) before it answers.
+	m.kill()
+	if r.crash, err = m.startTimed(dead); err != nil {
+		return r, fmt.Errorf("start after kill -9: %w", err)
+	}
+	r.crashHWM = procStatusKB(m.pids()[0], "VmHWM:")
+	if st, err = m.stats(); err != nil || st.Live != int64(n) {
+		return r, fmt.Errorf("after kill -9: stats live = %d (%v), %d were queued", st.Live, err, n)
+	}
+	fmt.Fprintf(os.Stderr, "big %d: start %.2f s, list %.2f s, stats %.3f s, stop %.2f s, restart %.2f s, peak RSS %d MiB, kill -9 → ready %.2f s (VmHWM %d MiB) (load %s)\n",
+		n, r.start.Seconds(), r.list.Seconds(), r.stats.Seconds(), r.stop.Seconds(), r.restart.Seconds(), peak.rss>>10,
+		r.crash.Seconds(), r.crashHWM>>10, loadavg())
 	return r, nil
 }
 
@@ -161,11 +189,11 @@ func (l *lineCounter) Write(p []byte) (int, error) {
 func printBig(w io.Writer, bs []bigResult) {
 	fmt.Fprintln(w, "\nmailq with its route down (4 KiB messages, deferred, retry in 100 h):")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| queued | queue.db | start → socket answers | `list --json > /dev/null` (median of 3) | `stats` (median of 3) | stop (SIGTERM → exit) | restart: start → socket answers | daemon VmHWM | peak RSS / PSS (sampled) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| queued | queue.db | start → socket answers | RSS idle (anon / file) | `list --json > /dev/null` (median of 3) | `stats` (median of 3) | RSS after the lists (anon / file) | stop (SIGTERM → exit) | restart: start → socket answers | daemon VmHWM | peak RSS / PSS (sampled) | kill -9, start → socket answers | its VmHWM |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, b := range bs {
-		fmt.Fprintf(w, "| %d | %d MB | %.2f s | %.2f s | %.0f ms | %.2f s | %.2f s | %d MiB | %d / %d MiB |\n",
-			b.n, b.fileMB, b.start.Seconds(), b.list.Seconds(), b.stats.Seconds()*1000, b.stop.Seconds(), b.restart.Seconds(),
-			b.hwm>>10, b.peakRSS>>10, b.peakPSS>>10)
+		fmt.Fprintf(w, "| %d | %d MB | %.2f s | %s | %.2f s | %.0f ms | %s | %.2f s | %.2f s | %d MiB | %d / %d MiB | %.2f s | %d MiB |\n",
+			b.n, b.fileMB, b.start.Seconds(), b.idle, b.list.Seconds(), b.stats.Seconds()*1000, b.afterList, b.stop.Seconds(), b.restart.Seconds(),
+			b.hwm>>10, b.peakRSS>>10, b.peakPSS>>10, b.crash.Seconds(), b.crashHWM>>10)
 	}
 }

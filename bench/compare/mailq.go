@@ -152,6 +152,16 @@ func (m *mailqInst) stopTimed() time.Duration {
 	return time.Since(start)
 }
 
+// kill ends the daemon with SIGKILL, as a crash would.
+func (m *mailqInst) kill() {
+	if m.cmd == nil {
+		return
+	}
+	m.cmd.Process.Kill()
+	<-m.exited
+	m.cmd = nil
+}
+
 func (m *mailqInst) pids() []int {
 	if m.cmd == nil {
 		return nil

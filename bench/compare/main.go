@@ -47,7 +47,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.messages, "messages", 5000, "messages per run for the submission and end-to-end figures (the issue's: 20000)")
 	flag.IntVar(&o.sessions, "sessions", 32, "concurrent SMTP sessions (smtp-source -s)")
-	flag.IntVar(&o.runs, "runs", 3, "runs per system; the table shows medians")
+	flag.IntVar(&o.runs, "runs", 3, "runs per system; the table shows medians (0: only the big-queue figures of --big)")
 	flag.IntVar(&o.size, "size", 4096, "message size in bytes")
 	flag.IntVar(&o.rcptMessages, "rcpt-messages", 0, "messages of the 10-recipient variant (default messages/5)")
 	flag.IntVar(&o.largeMessages, "large-messages", 0, "messages of the 100 KiB variant (default messages/5)")
@@ -66,6 +66,9 @@ func main() {
 	if *smoke {
 		o.messages, o.runs, o.sendmailN = 500, 1, 50
 		*bigArg = "2000"
+	}
+	if o.runs < 0 {
+		fatal(fmt.Errorf("--runs: %d is negative", o.runs))
 	}
 	if o.rcptMessages == 0 {
 		o.rcptMessages = max(o.messages/5, 1)
@@ -238,8 +241,10 @@ func run(o options) error {
 	header := fmt.Sprintf("mailq (this tree) vs Postfix %s: %d × %d B, %d sessions, medians of %d runs, alternating order; %s, %d cores, load average %s at the start, %s at the end; %s",
 		strings.TrimSpace(string(pfVersion)), o.messages, o.size, o.sessions, o.runs, started.UTC().Format("2006-01-02T15:04Z"),
 		runtime.NumCPU(), loadBefore, loadavg(), time.Since(started).Round(time.Second))
-	printTable(os.Stdout, header, o, res)
-	res.cpu.print(os.Stdout, o.largeSize)
+	if o.runs > 0 {
+		printTable(os.Stdout, header, o, res)
+		res.cpu.print(os.Stdout, o.largeSize)
+	}
 	if len(bigs) > 0 {
 		printBig(os.Stdout, bigs)
 	}

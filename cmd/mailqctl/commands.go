@@ -175,8 +175,8 @@ func (a *app) cmdList(args []string) error {
 			return out.WriteByte('\n')
 		})
 	}
-	t := newListTable(terminalSafe(out), time.Now())
-	err = c.ListSelection(context.Background(), sel, func(m *queue.Message) error { t.add(m); return nil })
+	t := newListTable(out, time.Now())
+	err = c.ListLines(context.Background(), sel, t.addLine)
 	if err == nil || t.n > 0 {
 		t.flush() // nothing at all when the daemon could not be asked
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -25,15 +26,55 @@ const listBlock = 512
 // Postfix's postqueue -p does, one row per recipient still to do with its
 // state, next attempt and last reply.
 type listTable struct {
-	tw  *tabwriter.Writer
-	now time.Time
-	n   int
+	tw   *tabwriter.Writer
+	rows io.Writer // tw behind terminalSafe
+	now  time.Time
+	n    int
 }
 
+// newListTable prints to w, which gets text made safe for a terminal:
+// each row is sanitized as it goes into the tabwriter (one check per row,
+// not one per cell and padding run as behind it), so columns are aligned
+// on what the terminal shows.
 func newListTable(w io.Writer, now time.Time) *listTable {
 	t := &listTable{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0), now: now}
 	fmt.Fprintln(t.tw, "ID\tSIZE\tARRIVAL\tSENDER\tSTATUS\tNEXT\tLEFT\tLAST REPLY")
+	t.rows = terminalSafe(t.tw)
 	return t
+}
+
+// listRow is the part of a line of the daemon's list a table row shows:
+// decoding only it costs about two thirds of decoding a queue.Message
+// (the table's cost at 1M messages is the client's decoding; issue 13).
+type listRow struct {
+	ID          queue.ID     `json:"id"`
+	Status      queue.Status `json:"status"`
+	Sender      string       `json:"sender"`
+	Size        int64        `json:"size"`
+	Arrival     time.Time    `json:"arrival"`
+	NextAttempt time.Time    `json:"next_attempt"`
+	Held        bool         `json:"held"`
+	Recipients  []struct {
+		Address     string               `json:"address"`
+		State       queue.RecipientState `json:"state"`
+		NextAttempt time.Time            `json:"next_attempt"`
+		LastReply   *queue.Reply         `json:"last_reply"`
+	} `json:"recipients"`
+}
+
+// addLine adds the row of one list line.
+func (t *listTable) addLine(line []byte) error {
+	var r listRow
+	if err := json.Unmarshal(line, &r); err != nil {
+		return fmt.Errorf("reading the message list: %w", err)
+	}
+	m := queue.Message{ID: r.ID, Status: r.Status, Sender: r.Sender, Size: r.Size, Arrival: r.Arrival,
+		NextAttempt: r.NextAttempt, Held: r.Held, Recipients: make([]queue.Recipient, len(r.Recipients))}
+	for i, rc := range r.Recipients {
+		m.Recipients[i] = queue.Recipient{Address: rc.Address, State: rc.State, NextAttempt: rc.NextAttempt, LastReply: rc.LastReply}
+	}
+	t.add(&m)
+	return nil
 }
 
 func (t *listTable) add(m *queue.Message) {
@@ -48,7 +89,7 @@ func (t *listTable) add(m *queue.Message) {
 	if m.Held {
 		next = "held"
 	}
-	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", m.ID, humanSize(m.Size), relTime(m.Arrival, t.now),
+	fmt.Fprintf(t.rows, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", m.ID, humanSize(m.Size), relTime(m.Arrival, t.now),
 		sender(m.Sender), m.Status, next, left, len(m.Recipients),
 		truncate(formatReply(lastReply(m)), maxReplyColumn))
 	for _, r := range m.Recipients {
@@ -59,7 +100,7 @@ func (t *listTable) add(m *queue.Message) {
 		if m.Held {
 			rnext = "held"
 		}
-		fmt.Fprintf(t.tw, "\t\t\t  %s\t%s\t%s\t\t%s\n", r.Address, r.State, rnext,
+		fmt.Fprintf(t.rows, "\t\t\t  %s\t%s\t%s\t\t%s\n", r.Address, r.State, rnext,
 			truncate(formatReply(r.LastReply), maxReplyColumn))
 	}
 	if t.n%listBlock == 0 {

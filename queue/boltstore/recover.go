@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -97,7 +98,7 @@ func checkIndexSizes(db *bolt.DB, tx *bolt.Tx, c storedCounts) string {
 		got := 0
 		cur := tx.Bucket(want.bucket).Cursor()
 		for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
-			if got++; got%(4*trimAfter) == 0 {
+			if got++; got%trimAfter == 0 {
 				trimMapping(db, tx)
 			}
 		}
@@ -197,14 +198,37 @@ func setAside(tx *bolt.Tx, d *delta, id ID, raw []byte, reason error, status Sta
 	return nil
 }
 
-// rebuild recreates the indexes and counts from the records, in batches of
-// rebuildBatch records with each batch's keys sorted before insertion. It
-// checks every record and its body on the way, setting damaged ones aside,
-// and recovers leases left by a crash. index_version is written last, so a
-// rebuild cut short starts again at the next Open.
-func (s *Store) rebuild(why string) ([]damage, error) {
-	start := time.Now()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+// dropIndexes deletes the old indexes in one transaction, as a rebuild
+// starts. bbolt reads every page of a bucket it deletes (to free them),
+// so that transaction maps all of the old indexes: a peak RSS of 2.1 GiB
+// at 1M messages (issue 13). The pages of a shared file mapping can be
+// dropped at any time (a read maps them again from the page cache), so a
+// trimmer runs beside the deletion every trimEvery: the mapping holds
+// what the deletion read since the last trim, not the whole indexes (a
+// peak of 116 MiB at 1M). Each trim is a read transaction, so a remap at
+// the commit waits for it and the range it trims is always the mapping.
+func (s *Store) dropIndexes() error {
+	const trimEvery = 20 * time.Millisecond
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(trimEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				s.trim()
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-stopped
+		s.trim()
+	}()
+	return s.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketMeta).Delete(metaIndexVersion); err != nil {
 			return err
 		}
@@ -218,7 +242,16 @@ func (s *Store) rebuild(why string) ([]damage, error) {
 		}
 		return nil
 	})
-	if err != nil {
+}
+
+// rebuild recreates the indexes and counts from the records, in batches of
+// rebuildBatch records with each batch's keys sorted before insertion. It
+// checks every record and its body on the way, setting damaged ones aside,
+// and recovers leases left by a crash. index_version is written last, so a
+// rebuild cut short starts again at the next Open.
+func (s *Store) rebuild(why string) ([]damage, error) {
+	start := time.Now()
+	if err := s.dropIndexes(); err != nil {
 		return nil, fmt.Errorf("queue: rebuild indexes (%s): %w", why, err)
 	}
 	var found []damage
@@ -247,7 +280,7 @@ func (s *Store) rebuild(why string) ([]damage, error) {
 			break
 		}
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		// Counted by walking: earlier opens may have set records aside.
 		counts.Damaged = 0
 		c := tx.Bucket(bucketDamaged).Cursor()
@@ -263,6 +296,9 @@ func (s *Store) rebuild(why string) ([]damage, error) {
 		return nil, fmt.Errorf("queue: rebuild indexes (%s): %w", why, err)
 	}
 	s.loadCounts(counts)
+	// The batches' heap is garbage now; the runtime would keep it for
+	// minutes (70 MiB after a rebuild of 1M messages, 37 MiB after this).
+	debug.FreeOSMemory()
 	if s.opts.OnRebuild != nil {
 		s.opts.OnRebuild(RebuildProgress{Reason: why, Checked: checked, Elapsed: time.Since(start), Done: true})
 	}

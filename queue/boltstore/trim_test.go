@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // rssFileKiB is this process's resident file-backed memory (RssFile): for
@@ -41,14 +43,7 @@ func procStatusKiB(t *testing.T, field string) int64 {
 // neither walk raised the peak much above that.
 func TestBigWalksLeaveFileUnmapped(t *testing.T) {
 	const n = 40000
-	path := filepath.Join(t.TempDir(), "queue.db")
-	s, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fillDeferredSized(s, n, 4096, time.Now().Add(100*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	path, s := openFilled(t, n)
 	// An unclean stop: the next Open checks the indexes, walking them.
 	s.Close()
 	os.Remove(cleanPath(path))
@@ -61,7 +56,8 @@ func TestBigWalksLeaveFileUnmapped(t *testing.T) {
 		t.Fatalf("reset the peak RSS: %v", err)
 	}
 	rssBase := procStatusKiB(t, "VmRSS:")
-	if s, err = Open(path, Options{}); err != nil {
+	s, err := Open(path, Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
@@ -82,4 +78,63 @@ func TestBigWalksLeaveFileUnmapped(t *testing.T) {
 	if peak := procStatusKiB(t, "VmHWM:") - rssBase; peak > 2*limitKiB {
 		t.Errorf("Open and List of %d messages raised the peak RSS by %d KiB; want at most %d", n, peak, 2*limitKiB)
 	}
+}
+
+// TestRebuildLeavesFileUnmapped is the rebuild's part of issue 13's memory
+// finding, found at 1M messages: a rebuild of the indexes (a store from an
+// older mailq, or indexes a check after a crash found wrong) first deleted
+// the old index buckets in one transaction, and bbolt reads every page of
+// a bucket it deletes, so the daemon's peak RSS reached 2.1 GiB on an
+// 8.3 GB file (its steady state: 18 MiB). The rebuild must keep the file
+// mapping bounded throughout, whatever the queue's length.
+func TestRebuildLeavesFileUnmapped(t *testing.T) {
+	const n = 40000
+	path, s := openFilled(t, n)
+	if err := s.write(0, func(tx *bolt.Tx, _ *delta) error { return tx.Bucket(bucketMeta).Delete(metaIndexVersion) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	const limitKiB = 16 << 10
+	base := rssFileKiB(t)
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		t.Fatalf("reset the peak RSS: %v", err)
+	}
+	rssBase := procStatusKiB(t, "VmRSS:")
+	rebuilt := false
+	s, err := Open(path, Options{OnRebuild: func(p RebuildProgress) { rebuilt = rebuilt || p.Done }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !rebuilt {
+		t.Fatal("Open did not rebuild the indexes")
+	}
+	if st, _ := s.Stats(); st.Deferred != n {
+		t.Fatalf("after the rebuild %d deferred, want %d", st.Deferred, n)
+	}
+	if grew := rssFileKiB(t) - base; grew > limitKiB {
+		t.Errorf("after a rebuild of %d messages the file mapping holds %d KiB; want at most %d", n, grew, limitKiB)
+	}
+	// The peak: the file pages a rebuild touches are trimmed as it goes,
+	// and its heap is bounded by a batch.
+	peak := procStatusKiB(t, "VmHWM:") - rssBase
+	t.Logf("a rebuild of %d messages raised the peak RSS by %d KiB", n, peak)
+	if peak > 4*limitKiB {
+		t.Errorf("a rebuild of %d messages raised the peak RSS by %d KiB; want at most %d", n, peak, 4*limitKiB)
+	}
+}
+
+// openFilled opens a new store holding n deferred 4 KiB messages.
+func openFilled(t *testing.T, n int) (string, *Store) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fillDeferredSized(s, n, 4096, time.Now().Add(100*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	return path, s
 }

@@ -2,8 +2,10 @@ package pgstore_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -152,4 +154,50 @@ func xactCommits(b *testing.B, _ *pgstore.Store) int64 {
 		b.Fatal(err)
 	}
 	return n
+}
+
+// BenchmarkStatsBig: Stats over a queue of MAILQ_BENCH_MESSAGES (default
+// 100000) deferred messages. pgstore counts with a GROUP BY, so its time
+// grows with the queue; boltstore reads counters kept by every commit
+// (issue 13). The rows are written by one INSERT, not through Enqueue:
+// Stats reads only their status, sequence and arrival.
+func BenchmarkStatsBig(b *testing.B) {
+	n := 100000
+	if v := os.Getenv("MAILQ_BENCH_MESSAGES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("MAILQ_BENCH_MESSAGES=%q: %v", v, err)
+		}
+	}
+	dsn := pgtest.NewDatabase(b)
+	s, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Node: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(context.Background(), `INSERT INTO messages (id, seq, status, sched_at, arrival, chunks, data)
+		SELECT lpad(to_hex(i), 16, '0'), i, 'deferred', $2 + i, $1 + i, 1, '{}'::jsonb FROM generate_series(1, $3::bigint) AS i`,
+		time.Now().UnixNano(), time.Now().Add(100*time.Hour).UnixNano(), n)
+	if err == nil {
+		_, err = conn.Exec(context.Background(), "ANALYZE messages")
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		st, err := s.Stats()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Deferred != n {
+			b.Fatalf("Stats says %d deferred, want %d", st.Deferred, n)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/stats")
 }
