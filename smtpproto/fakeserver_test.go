@@ -27,7 +27,7 @@ type step struct {
 	TLS    bool          // run the server side of a TLS handshake first
 	Delay  time.Duration // wait before replying
 	Hang   bool          // stop reading and wait until the client goes away
-	Stall  time.Duration // stop reading for this long first
+	Stall  time.Duration // stop reading for this long first (or until the test ends)
 	Signal chan struct{} // closed once the reply was sent
 }
 
@@ -45,6 +45,7 @@ type fakeServer struct {
 	errs  []string
 	peer  net.Addr
 	done  chan struct{}
+	quit  chan struct{} // closed when the test ends: a stall stops there
 }
 
 // startFake serves one connection with greeting and script.
@@ -54,8 +55,8 @@ func startFake(t *testing.T, greeting string, script ...step) *fakeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &fakeServer{t: t, ln: ln, script: script, greet: greeting, done: make(chan struct{})}
-	t.Cleanup(func() { ln.Close(); fs.wait() })
+	fs := &fakeServer{t: t, ln: ln, script: script, greet: greeting, done: make(chan struct{}), quit: make(chan struct{})}
+	t.Cleanup(func() { close(fs.quit); ln.Close(); fs.wait() })
 	go fs.serve()
 	return fs
 }
@@ -121,7 +122,13 @@ func (fs *fakeServer) serve() {
 			io.Copy(io.Discard, br)
 			return
 		}
-		time.Sleep(st.Stall)
+		if st.Stall > 0 {
+			select {
+			case <-time.After(st.Stall):
+			case <-fs.quit:
+				return
+			}
+		}
 		if st.Expect != "" {
 			l, err := br.ReadString('\n')
 			if err != nil {
