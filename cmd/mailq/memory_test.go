@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"mailq/queue/queuetest"
 )
 
 // TestDaemonMemoryUnderLoad is issue 13's memory goal as a test: 32 SMTP
@@ -75,7 +77,7 @@ func TestDaemonMemoryUnderLoad(t *testing.T) {
 	go func() {
 		defer close(sampled)
 		for i := 0; ; i++ {
-			if kb, err := processMappedKiB(pid, dbPath); err == nil {
+			if kb, err := queuetest.MappedKiB(pid, dbPath); err == nil {
 				peakMap.Store(max(peakMap.Load(), kb<<10))
 			}
 			if i%5 == 0 {
@@ -168,36 +170,6 @@ func submitMany(addr string, session, n int, body string) error {
 		}
 	}
 	return c.Quit()
-}
-
-// processMappedKiB is how much of the file at path process pid's mappings
-// hold resident (their Rss: lines in /proc/PID/smaps).
-func processMappedKiB(pid int, path string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	var total int64
-	inFile := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		switch {
-		case len(fields) == 0:
-		case strings.HasSuffix(fields[0], ":"):
-			if inFile && fields[0] == "Rss:" && len(fields) >= 2 {
-				kb, err := strconv.ParseInt(fields[1], 10, 64)
-				if err != nil {
-					return 0, err
-				}
-				total += kb
-			}
-		default: // a mapping's header: "start-end perms offset dev inode [path]"
-			inFile = len(fields) >= 6 && fields[5] == path
-		}
-	}
-	return total, sc.Err()
 }
 
 // scrapeGauge reads one unlabelled sample from the daemon's /metrics.

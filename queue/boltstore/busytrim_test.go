@@ -1,48 +1,18 @@
 package boltstore
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// mappedKiB is how much of the file at path this process's mappings hold
-// resident (the Rss: lines of its mappings in /proc/self/smaps).
-func mappedKiB(path string) (int64, error) {
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	var total int64
-	inFile := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		switch {
-		case len(fields) == 0:
-		case strings.HasSuffix(fields[0], ":"): // "Rss:   123 kB" and the like
-			if inFile && fields[0] == "Rss:" && len(fields) >= 2 {
-				kb, err := strconv.ParseInt(fields[1], 10, 64)
-				if err != nil {
-					return 0, err
-				}
-				total += kb
-			}
-		default: // a mapping's header: "start-end perms offset dev inode [path]"
-			inFile = len(fields) >= 6 && fields[5] == path
-		}
-	}
-	return total, sc.Err()
-}
+	"mailq/queue/queuetest"
+)
 
 // TestBusyQueueKeepsFileMappingSmall is issue 13's finding for the busy
 // daemon: every page a commit wrote was read back through bbolt's mapping
@@ -76,7 +46,7 @@ func TestBusyQueueKeepsFileMappingSmall(t *testing.T) {
 	go func() {
 		defer close(sampled)
 		for {
-			kb, err := mappedKiB(path)
+			kb, err := queuetest.MappedKiB(os.Getpid(), path)
 			if err != nil {
 				sampleErr <- err
 				return
