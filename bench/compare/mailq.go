@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -30,6 +31,9 @@ type mailqInst struct {
 	socket           string
 	logPath          string
 	startedAt        time.Time
+	// pid is the running daemon's, 0 when stopped: the memory sampler
+	// reads it from its own goroutine while a restart replaces cmd.
+	pid atomic.Int64
 }
 
 func newMailq(dir string, bins *binaries) (*mailqInst, error) {
@@ -115,6 +119,7 @@ func (m *mailqInst) startTimed(relayPort int) (time.Duration, error) {
 	if err := m.cmd.Start(); err != nil {
 		return 0, err
 	}
+	m.pid.Store(int64(m.cmd.Process.Pid))
 	m.exited = make(chan error, 1)
 	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(m.cmd, m.exited)
 	deadline := time.Now().Add(10 * time.Minute) // a 1M queue opens slowly on a busy box
@@ -122,6 +127,7 @@ func (m *mailqInst) startTimed(relayPort int) (time.Duration, error) {
 		select {
 		case err := <-m.exited:
 			m.cmd = nil
+			m.pid.Store(0)
 			return 0, fmt.Errorf("mailq exited before its control socket answered: %v (log: %s)", err, m.logPath)
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -141,6 +147,7 @@ func (m *mailqInst) stopTimed() time.Duration {
 		return 0
 	}
 	start := time.Now()
+	m.pid.Store(0)
 	m.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-m.exited:
@@ -157,16 +164,17 @@ func (m *mailqInst) kill() {
 	if m.cmd == nil {
 		return
 	}
+	m.pid.Store(0)
 	m.cmd.Process.Kill()
 	<-m.exited
 	m.cmd = nil
 }
 
 func (m *mailqInst) pids() []int {
-	if m.cmd == nil {
-		return nil
+	if pid := m.pid.Load(); pid != 0 {
+		return []int{int(pid)}
 	}
-	return []int{m.cmd.Process.Pid}
+	return nil
 }
 
 func (m *mailqInst) flush() error {

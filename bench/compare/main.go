@@ -360,7 +360,14 @@ func measureSystem(o options, r int, sys system, sk *sink, res *results) error {
 		mem = startSampler(sys.pids, 250*time.Millisecond)
 	}
 
-	// 2. End to end: SMTP in → every recipient counted at the sink.
+	// 2. End to end: SMTP in → every recipient counted at the sink, with
+	// the memory of the 4 KiB figure alone sampled too (issue 13's goal).
+	var e2eMem *sampler
+	defer func() {
+		if e2eMem != nil {
+			e2eMem.stop()
+		}
+	}()
 	for _, v := range []struct {
 		fig         string
 		n, size, rc int
@@ -373,6 +380,9 @@ func measureSystem(o options, r int, sys system, sk *sink, res *results) error {
 			continue
 		}
 		meter := startCPU(sys.pids, sk.cmd.Process.Pid)
+		if v.fig == "e2e" {
+			e2eMem = startSampler(sys.pids, 100*time.Millisecond)
+		}
 		took, srcCPU, err := smtpSourceUntilCounted(sk, sys.smtpPort(), o.sessions, v.n, v.size, v.rc, tag(v.fig), o.drain)
 		if err != nil {
 			return fmt.Errorf("%s: %w", v.fig, err)
@@ -382,6 +392,12 @@ func measureSystem(o options, r int, sys system, sk *sink, res *results) error {
 		}
 		res.add(v.fig, name, r, float64(v.n)/took.Seconds())
 		step("%s: %d × %d B × %d rcpt in %.2f s, %.0f msg/s", v.fig, v.n, v.size, v.rc, took.Seconds(), float64(v.n)/took.Seconds())
+		if v.fig == "e2e" {
+			peak := e2eMem.stop()
+			e2eMem = nil
+			res.add("rsse2e", name, r, float64(peak.rss)/1024)
+			step("peak RSS during e2e %d MiB (all processes)", peak.rss>>10)
+		}
 	}
 
 	// 3. sendmail -t -i, one process per message, one after another: the

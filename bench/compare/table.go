@@ -61,6 +61,7 @@ func printTable(w io.Writer, header string, o options, r *results) {
 		{"sendmail-baseline", fmt.Sprintf("same, mailq column: --baseline-mailqctl (msg/s; %d)", o.sendmailN), "%.1f"},
 		{"flushed", "held queue after restart: flush → all at the sink (msg/s)", "%.0f"},
 		{"rss", "daemon peak RSS, all processes (MiB)", "%.0f"},
+		{"rsse2e", "daemon peak RSS during the end-to-end figure (MiB)", "%.0f"},
 		{"pss", "daemon peak PSS, all processes (MiB)", "%.0f"},
 	}
 	fmt.Fprintf(w, "\n%s\n\n", header)

@@ -67,6 +67,8 @@ type Store struct {
 
 	events queue.Broadcast // fired after commits that stored events (journal.go)
 
+	trimmer busyTrimmer // trims the file mapping while busy (busytrim.go)
+
 	deliveredTotal atomic.Int64
 	bouncedTotal   atomic.Int64
 	deferredTotal  atomic.Int64

@@ -85,6 +85,7 @@ func (s *Store) commit(batch []*writeReq) {
 			s.apply(&r.d)
 			r.done <- nil
 		}
+		s.trimIfGrown()
 		return
 	}
 	if len(batch) == 1 {
