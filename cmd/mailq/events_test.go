@@ -320,9 +320,27 @@ secret_file = %q
 		t.Fatalf("the suppressed address reached the sink (%d RCPTs, was %d)", n, before)
 	}
 	mustCtl(t, cfg, "", "suppression", "remove", "gone@dest.test")
-	send("gone@dest.test")
+	last := send("gone@dest.test")
 	eventually(t, 30*time.Second, "a message after remove to reach the sink", func() (bool, string) {
 		return sink.rcptsTo("gone@dest.test") == before+1, fmt.Sprint(sink.rcptsTo("gone@dest.test"))
+	})
+	// The sink refuses gone@ again (550): its bounce, then the notice to
+	// the sender, queued and delivered, are logged after the sink's reply.
+	// Wait for the last of them, so the two reads of the log below see
+	// the same events.
+	secure.WaitFor(t, 30*time.Second, "the bounce after remove and its notice delivered", func(m map[uint64]events.Event) bool {
+		var bounce uint64
+		for id, e := range m {
+			if e.QueueID == last && e.Type == events.Bounced {
+				bounce = id
+			}
+		}
+		for id, e := range m {
+			if bounce != 0 && id > bounce && e.Recipient == "app@notices.test" && e.Type == events.Delivered {
+				return true
+			}
+		}
+		return false
 	})
 	if out := mustCtl(t, cfg, "", "events", "--since", "1h"); strings.Count(out, "\n") != len(ctlEvents(t, cfg)) || !strings.Contains(out, "bounced") {
 		t.Errorf("events --since 1h does not print the whole log:\n%s", out)
