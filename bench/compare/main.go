@@ -55,13 +55,13 @@ func main() {
 	flag.IntVar(&o.sendmailN, "sendmail", 0, "messages sent by sendmail -t -i, one process each (default messages/10, at most 1000)")
 	bigArg := flag.String("big", "100000", "comma-separated queue lengths for mailq's big-queue figures; 0 for none (1000000 takes ~8 GB of disk)")
 	flag.StringVar(&o.dir, "dir", "", "scratch directory on the disk to measure (default: a new one under $TMPDIR or /var/tmp)")
-	flag.StringVar(&o.dumpDir, "dump-dir", "/dev/shm", "where smtp-sink dumps what it receives (a tmpfs, so its writeback does not compete with the fsyncs measured)")
+	flag.StringVar(&o.dumpDir, "dump-dir", "/dev/shm", "where smtp-sink writes its capture files, each removed once counted (a tmpfs, so their writeback does not compete with the fsyncs measured)")
 	flag.DurationVar(&o.drain, "drain-timeout", 10*time.Minute, "how long to wait for all messages of a figure at the sink")
 	targets := flag.String("targets", "postfix,mailq", "systems to compare")
 	flag.StringVar(&o.baselineCtl, "baseline-mailqctl", "", "a mailqctl binary (e.g. built from main) whose sendmail is timed alongside this tree's, blocks alternating, against the same daemon: the sendmail figure's before/after in one run")
 	figures := flag.String("figures", strings.Join(allFigures, ","), "figures to measure (a subset of the default); e.g. e2elarge alone for the 100 KiB figure and its ceiling")
 	smoke := flag.Bool("smoke", false, "a quick check that the command works (CI): 500 messages, 1 run, a 2,000-message big queue")
-	flag.BoolVar(&keepFiles, "keep", false, "keep the scratch directory (logs, queues, the sink's dumps)")
+	flag.BoolVar(&keepFiles, "keep", false, "keep the scratch directory (logs, queues, the sink's log)")
 	flag.Parse()
 	if *smoke {
 		o.messages, o.runs, o.sendmailN = 500, 1, 50
@@ -286,7 +286,7 @@ func oneRun(o options, r int, base, dumpDir string, bins *binaries, res *results
 			return fmt.Errorf("loopback ceiling: %w", err)
 		}
 		if c.fig == "ceilinglarge" {
-			res.cpu.add(fmt.Sprintf("%d: ceiling", r), meter.stop(c.n, srcCPU))
+			res.addCPU(r, "ceiling", "", meter.stop(c.n, srcCPU))
 		}
 		res.add(c.fig, "", r, float64(c.n)/took.Seconds())
 		fmt.Fprintf(os.Stderr, "run %d: ceiling at %d B: %.0f msg/s, load %s\n", r, c.size, float64(c.n)/took.Seconds(), loadavg())
@@ -388,7 +388,7 @@ func measureSystem(o options, r int, sys system, sk *sink, res *results) error {
 			return fmt.Errorf("%s: %w", v.fig, err)
 		}
 		if v.fig == "e2elarge" {
-			res.cpu.add(fmt.Sprintf("%d: %s", r, name), meter.stop(v.n, srcCPU))
+			res.addCPU(r, name, name, meter.stop(v.n, srcCPU))
 		}
 		res.add(v.fig, name, r, float64(v.n)/took.Seconds())
 		step("%s: %d × %d B × %d rcpt in %.2f s, %.0f msg/s", v.fig, v.n, v.size, v.rc, took.Seconds(), float64(v.n)/took.Seconds())

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -12,29 +14,52 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
-// sink is Postfix's smtp-sink on a loopback port, dumping every transaction
-// (-D) into a file that a goroutine reads as it grows, counting each RCPT TO
-// address: every recipient the benchmark sends is unique (smtp-source -N, or
-// a number in the sendmail messages), and its domain names the run, system
-// and figure (the tag), so a count per tag is exact and a repeat is a
-// duplicate.
+// sink is Postfix's smtp-sink on a loopback port, writing every mail
+// transaction to a capture file of its own (-d) in a directory that this
+// process watches: when smtp-sink closes a completed transaction's file,
+// compare reads the file's head (the X-Rcpt-Args lines come first), counts
+// each RCPT TO address and removes the file. Every recipient the benchmark
+// sends is unique (smtp-source -N, or a number in the sendmail messages),
+// and its domain names the run, system and figure (the tag), so a count
+// per tag is exact and a repeat is a duplicate.
+//
+// Why per-transaction files and inotify rather than smtp-sink -D (one
+// file that every transaction is appended to): -D writes each transaction
+// to a file of its own anyway, then copies it into the shared file, and
+// the reader must read every byte of every body to find the next header;
+// at 100 KiB a message that was most of the rig's cost (docs/benchmarks.md).
+// With -d the sink writes each body once and compare reads ~300 bytes.
+//
+// Which transactions count: smtp-sink opens the file at MAIL FROM and, at
+// the end of DATA, closes it and leaves it; a transaction that ends
+// otherwise (RSET, a new EHLO, a lost connection, mid-DATA included) is
+// unlinked first and closed after. So a file that is closed after writing
+// (IN_CLOSE_WRITE) and still there is a completed transaction, and an
+// aborted one is gone before its close event is read.
 type sink struct {
 	port int
 	cmd  *exec.Cmd
-	dump string
+	dir  string // smtp-sink's capture directory (-d dir/c.)
+	log  string
 	tally
-	quit, done chan struct{}
+	events     *os.File // the inotify instance watching dir
+	done       chan struct{}
 	stopOnce   sync.Once
+	readerQuit time.Duration // how long stop lets the reader drain events
 }
 
-// tally counts recipients as the dump file shows them.
+// tally counts recipients as the capture files show them.
 type tally struct {
 	mu     sync.Mutex
 	seen   map[string]int // address → transactions that carried it
 	byTag  map[string]int // tag → recipients received (repeats included)
 	dups   map[string]int // tag → addresses received more than once
+	err    error          // a capture that could not be counted (fails verify)
 	notify chan struct{}  // closed and replaced on every change
 }
 
@@ -42,57 +67,38 @@ func newTally() tally {
 	return tally{seen: map[string]int{}, byTag: map[string]int{}, dups: map[string]int{}, notify: make(chan struct{})}
 }
 
-var (
-	rcptPrefix   = []byte("X-Rcpt-Args: <")
-	nlRcptPrefix = []byte("\nX-Rcpt-Args: <")
-)
-
-// add counts the X-Rcpt-Args lines of complete dump lines. The header
-// smtp-sink writes first ("X-Rcpt-Args: <addr> [params]", one per RCPT)
-// is the only place such a line can start: bodies are ours or smtp-source's.
-// It jumps from one such line to the next with bytes.Index rather than
-// looking at every line: at 100 KiB a message is ~1,300 lines of body, and
-// this reader shares the machine with what it measures.
-func (t *tally) add(lines []byte) {
-	var changed bool
+// record counts the recipients of one completed transaction.
+func (t *tally) record(addrs [][]byte) {
 	t.mu.Lock()
-	for len(lines) > 0 {
-		if !bytes.HasPrefix(lines, rcptPrefix) {
-			i := bytes.Index(lines, nlRcptPrefix)
-			if i < 0 {
-				break
-			}
-			lines = lines[i+1:]
-		}
-		line := lines
-		if i := bytes.IndexByte(lines, '\n'); i >= 0 {
-			line, lines = lines[:i], lines[i+1:]
-		} else {
-			lines = nil
-		}
-		rest := line[len(rcptPrefix):]
-		end := bytes.IndexByte(rest, '>')
-		if end < 0 {
-			continue
-		}
-		addr := string(rest[:end])
-		at := bytes.LastIndexByte(rest[:end], '@')
+	defer t.mu.Unlock()
+	for _, a := range addrs {
+		at := bytes.LastIndexByte(a, '@')
 		if at < 0 {
 			continue
 		}
-		tag := string(rest[at+1 : end])
+		addr, tag := string(a), string(a[at+1:])
 		t.seen[addr]++
 		if t.seen[addr] == 2 {
 			t.dups[tag]++
 		}
 		t.byTag[tag]++
-		changed = true
 	}
-	if changed {
-		close(t.notify)
-		t.notify = make(chan struct{})
+	t.changed()
+}
+
+// fail records why the count can no longer be trusted; verify reports it.
+func (t *tally) fail(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err == nil {
+		t.err = err
 	}
-	t.mu.Unlock()
+	t.changed()
+}
+
+func (t *tally) changed() {
+	close(t.notify)
+	t.notify = make(chan struct{})
 }
 
 // count returns how many recipients of tag arrived, and how many of its
@@ -103,14 +109,16 @@ func (t *tally) count(tag string) (got, dups int) {
 	return t.byTag[tag], t.dups[tag]
 }
 
-// waitFor waits until want recipients of tag have arrived and returns when
-// (to the poll interval of the dump reader, 5 ms).
+// waitFor waits until want recipients of tag have arrived and returns when.
 func (t *tally) waitFor(tag string, want int, limit time.Duration) (time.Time, error) {
 	deadline := time.After(limit)
 	for {
 		t.mu.Lock()
-		got, ch := t.byTag[tag], t.notify
+		got, ch, err := t.byTag[tag], t.notify, t.err
 		t.mu.Unlock()
+		if err != nil {
+			return time.Time{}, err
+		}
 		if got >= want {
 			return time.Now(), nil
 		}
@@ -124,6 +132,12 @@ func (t *tally) waitFor(tag string, want int, limit time.Duration) (time.Time, e
 
 // verify is nil when exactly want distinct recipients of tag arrived, each once.
 func (t *tally) verify(tag string, want int) error {
+	t.mu.Lock()
+	err := t.err
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	got, dups := t.count(tag)
 	if dups > 0 {
 		return fmt.Errorf("%s: %d addresses arrived more than once (%d recipients received, %d sent)", tag, dups, got, want)
@@ -134,9 +148,9 @@ func (t *tally) verify(tag string, want int) error {
 	return nil
 }
 
-// startSink starts smtp-sink on a free loopback port, dumping into dir (a
-// tmpfs by default, so that the dump's writeback does not compete with the
-// fsyncs being measured).
+// startSink starts smtp-sink on a free loopback port, capturing into a new
+// directory under dir (a tmpfs by default, so that the captures' writeback
+// does not compete with the fsyncs being measured).
 func startSink(dir string) (*sink, error) {
 	port, err := freePort()
 	if err != nil {
@@ -148,102 +162,153 @@ func startSink(dir string) (*sink, error) {
 	}
 	uid, _ := strconv.Atoi(nobody.Uid)
 	gid, _ := strconv.Atoi(nobody.Gid)
-	// smtp-sink writes each transaction to a file of its own next to the
-	// dump (the dump's name plus a random number), then appends it to the
-	// dump: as nobody, so the directory is nobody's, 0700 (message copies
-	// are not for everyone; root reads them anyway).
-	if err := os.Chown(dir, uid, gid); err != nil {
+	// smtp-sink creates its capture files as nobody, so their directory
+	// is nobody's, 0700 (message copies are not for everyone; root reads
+	// and removes them anyway), in dir, which nobody may only traverse.
+	if err := os.Chmod(dir, 0o711); err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	s := &sink{port: port, dir: filepath.Join(dir, fmt.Sprintf("sink-%d", port)), log: filepath.Join(dir, fmt.Sprintf("sink-%d.log", port)),
+		tally: newTally(), done: make(chan struct{}), readerQuit: 200 * time.Millisecond}
+	if err := os.Mkdir(s.dir, 0o700); err != nil {
 		return nil, err
 	}
-	dump := filepath.Join(dir, fmt.Sprintf("sink-%d.dump", port))
-	f, err := os.OpenFile(dump, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err := os.Chown(s.dir, uid, gid); err != nil {
+		return nil, err
+	}
+	if s.events, err = watchClosedFiles(s.dir); err != nil {
+		return nil, err
+	}
+	// The template has no % (strftime) and no trailing /: smtp-sink
+	// appends a random hex number to "c.", one file per transaction.
+	s.cmd = exec.Command("smtp-sink", "-u", "nobody", "-d", filepath.Join(s.dir, "c."), fmt.Sprintf("127.0.0.1:%d", port), "1024")
+	log, err := os.Create(s.log)
 	if err != nil {
-		return nil, err
-	}
-	f.Close()
-	if err := os.Chown(dump, uid, gid); err != nil {
-		return nil, err
-	}
-	s := &sink{port: port, dump: dump, tally: newTally(), quit: make(chan struct{}), done: make(chan struct{})}
-	s.cmd = exec.Command("smtp-sink", "-u", "nobody", "-D", dump, fmt.Sprintf("127.0.0.1:%d", port), "1024")
-	log, err := os.Create(dump + ".log")
-	if err != nil {
+		s.events.Close()
 		return nil, err
 	}
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	if err := s.cmd.Start(); err != nil {
 		log.Close()
+		s.events.Close()
 		return nil, fmt.Errorf("smtp-sink: %w", err)
 	}
 	log.Close()
 	go s.read()
 	if err := waitListening(port, 10*time.Second); err != nil {
 		s.stop()
-		return nil, fmt.Errorf("smtp-sink: %w (its log: %s.log)", err, dump)
+		return nil, fmt.Errorf("smtp-sink: %w (its log: %s)", err, s.log)
 	}
 	return s, nil
 }
 
-// read follows the dump file as smtp-sink appends to it, feeding whole
-// lines to the tally; after stop it reads what is left and returns.
+// watchClosedFiles is an inotify instance reporting files in dir closed
+// after writing. It is non-blocking, so os.File reads it through Go's
+// poller: a read deadline ends a wait.
+func watchClosedFiles(dir string) (*os.File, error) {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("inotify: %w", err)
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CLOSE_WRITE); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("inotify on %s: %w", dir, err)
+	}
+	return os.NewFile(uintptr(fd), "inotify:"+dir), nil
+}
+
+// read counts every capture file smtp-sink closes, until stop sets a
+// deadline on the events.
 func (s *sink) read() {
 	defer close(s.done)
-	f, err := os.Open(s.dump)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "compare: sink dump:", err)
-		return
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	var partial []byte
-	stopping := false
+	buf := make([]byte, 64<<10)
+	head := make([]byte, 4096)
 	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			data := buf[:n]
-			if len(partial) > 0 {
-				data = append(partial, data...)
+		n, err := s.events.Read(buf)
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				s.fail(fmt.Errorf("sink: reading inotify events: %w", err))
 			}
-			last := bytes.LastIndexByte(data, '\n')
-			if last >= 0 {
-				s.add(data[:last+1])
-				partial = append(partial[:0:0], data[last+1:]...)
-			} else {
-				partial = append([]byte(nil), data...) // data may be buf, which the next read overwrites
-			}
-			continue
-		}
-		if err != nil && err != io.EOF {
-			fmt.Fprintln(os.Stderr, "compare: sink dump:", err)
 			return
 		}
-		if stopping { // smtp-sink has exited and the file is read to its end
-			return
-		}
-		select {
-		case <-s.quit:
-			stopping = true
-		case <-time.After(5 * time.Millisecond):
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+				// Events were dropped: closes that were never seen. Say so
+				// rather than report a loss that did not happen.
+				s.fail(errors.New("sink: the inotify queue overflowed, so some transactions were not counted; raise fs.inotify.max_queued_events"))
+				continue
+			}
+			if ev.Mask&unix.IN_CLOSE_WRITE == 0 || ev.Len == 0 {
+				continue
+			}
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if head = s.take(filepath.Join(s.dir, string(name)), head); head == nil {
+				return
+			}
 		}
 	}
 }
 
-// stop ends smtp-sink (by its PID), reads the rest of the dump and removes it.
+// take counts the recipients of the capture file at path, if it is still
+// there (an aborted transaction's is not), and removes it. It returns the
+// read buffer for the next file (grown if a head needed more), nil after
+// a failure that ends counting.
+func (s *sink) take(path string, head []byte) []byte {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return head // unlinked before it was closed: aborted
+	}
+	if err != nil {
+		s.fail(fmt.Errorf("sink: %w", err))
+		return nil
+	}
+	defer f.Close()
+	for {
+		n, err := f.ReadAt(head, 0)
+		if err != nil && err != io.EOF {
+			s.fail(fmt.Errorf("sink: %w", err))
+			return nil
+		}
+		addrs, complete := captureRecipients(head[:n])
+		if complete {
+			s.record(addrs)
+			break
+		}
+		if n < len(head) { // the whole file, and no Received: line
+			s.fail(fmt.Errorf("sink: %s ends before smtp-sink's Received: line: not a completed transaction's capture", path))
+			return nil
+		}
+		head = make([]byte, 2*len(head))
+	}
+	if err := os.Remove(path); err != nil {
+		s.fail(fmt.Errorf("sink: %w", err))
+		return nil
+	}
+	return head
+}
+
+// stop counts the transactions already closed, then ends smtp-sink (by
+// its PID) and removes its directory. Counting ends first: smtp-sink's
+// exit closes the files of transactions still in progress, which are not
+// completed ones.
 func (s *sink) stop() { s.stopOnce.Do(s.stopNow) }
 
 func (s *sink) stopNow() {
+	s.events.SetReadDeadline(time.Now().Add(s.readerQuit))
+	<-s.done
+	s.events.Close()
 	if s.cmd.Process != nil {
 		s.cmd.Process.Signal(os.Interrupt)
 		waitOrKill(s.cmd, 5*time.Second)
 	}
-	close(s.quit)
-	<-s.done
 	if !keepFiles {
-		os.Remove(s.dump)
-		os.Remove(s.dump + ".log")
+		os.RemoveAll(s.dir)
+		os.Remove(s.log)
 	}
 }
 

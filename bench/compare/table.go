@@ -57,6 +57,8 @@ func printTable(w io.Writer, header string, o options, r *results) {
 		{"e2e", "end to end, SMTP in → all at the sink (msg/s)", "%.0f"},
 		{"e2e10", fmt.Sprintf("end to end, 10 recipients (msg/s; %d messages)", o.rcptMessages), "%.0f"},
 		{"e2elarge", fmt.Sprintf("end to end, %d KiB (msg/s; %d messages)", o.largeSize>>10, o.largeMessages), "%.0f"},
+		{"cpusys", fmt.Sprintf("… CPU per %d KiB message, the system (ms)", o.largeSize>>10), "%.2f"},
+		{"cpurig", fmt.Sprintf("… CPU per %d KiB message, the rig: smtp-source + smtp-sink + compare (ms; at the ceiling %s)", o.largeSize>>10, r.runs("cpurig", "", "%.2f")), "%.2f"},
 		{"sendmail", fmt.Sprintf("`sendmail -t -i`, one process per message (msg/s; %d)", o.sendmailN), "%.1f"},
 		{"sendmail-baseline", fmt.Sprintf("same, mailq column: --baseline-mailqctl (msg/s; %d)", o.sendmailN), "%.1f"},
 		{"flushed", "held queue after restart: flush → all at the sink (msg/s)", "%.0f"},
@@ -87,7 +89,7 @@ func printTable(w io.Writer, header string, o options, r *results) {
 		ratio := "—"
 		p, okp := r.median(fig, "postfix")
 		m, okm := r.median(fig, sys)
-		if okp && okm && p > 0 {
+		if okp && okm && p > 0 && f.key != "cpurig" { // the rig's cost is not the systems' to compare
 			ratio = fmt.Sprintf("%.2f×", m/p)
 		}
 		ceiling, haveCeiling := r.median("ceiling", "")
