@@ -203,7 +203,12 @@ func TestCheckStoreAndSalvageCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("bodies")).Delete(append([]byte(victim), 0, 0, 0, 1))
+		// Each body is a bucket of its own inside bodies (queue/boltstore/bodies.go).
+		body := tx.Bucket([]byte("bodies")).Bucket([]byte(victim))
+		if body == nil {
+			t.Fatalf("no body bucket for %s", victim)
+		}
+		return body.Delete(append([]byte(victim), 0, 0, 0, 1))
 	})
 	db.Close()
 	// Rewritten afresh, so no freed page still holds the chunk: salvage

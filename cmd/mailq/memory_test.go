@@ -30,19 +30,27 @@ import (
 // -race build (its shadow memory inflates RssAnon), so the bounds are on
 // what the race detector does not change: the resident part of the queue
 // file's mapping, read from /proc/PID/smaps (11 MiB of the 16 MiB file
-// before the busy trim, 5 MiB after), and the Go heap in use, from
+// before the busy trim, 5 MiB after it trimmed every 4 MiB; 17 MiB of an
+// 83 MiB file since it trims every 16 MiB), and the Go heap in use, from
 // /metrics (15 MiB).
 func TestDaemonMemoryUnderLoad(t *testing.T) {
 	const (
-		messages  = 4000
-		sessions  = 32
-		bodySize  = 8 << 10
-		mapLimit  = 8 << 20  // bytes of queue.db resident in the mapping
+		messages = 4000
+		sessions = 32
+		bodySize = 24 << 10
+		// The sink takes one message per sinkPace, slower than intake,
+		// so a backlog builds and queue.db outgrows mapLimit well.
+		sinkPace = 4 * time.Millisecond
+		// bytes of queue.db resident in the mapping: the store trims it
+		// once 16 MiB more is resident (trimGrowth in queue/boltstore),
+		// plus what one commit and the deliveries beside it touch.
+		mapLimit  = 24 << 20
 		heapLimit = 48 << 20 // go_memstats_heap_inuse_bytes
 	)
 	var received atomic.Int64
+	var paced sync.Mutex
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return countingSession{&received}, nil
+		return countingSession{n: &received, paced: &paced, pace: sinkPace}, nil
 	}))
 	srv.Domain = "memory.sink.test"
 	srv.ErrorLog = log.New(io.Discard, "", 0)
@@ -140,8 +148,13 @@ func TestDaemonMemoryUnderLoad(t *testing.T) {
 	}
 }
 
-// countingSession is a sink session that counts the messages it accepts.
-type countingSession struct{ n *atomic.Int64 }
+// countingSession is a sink session that counts the messages it accepts,
+// one per pace across all sessions sharing paced.
+type countingSession struct {
+	n     *atomic.Int64
+	paced *sync.Mutex
+	pace  time.Duration
+}
 
 func (countingSession) Reset()                               {}
 func (countingSession) Logout() error                        { return nil }
@@ -151,6 +164,9 @@ func (s countingSession) Data(r io.Reader) error {
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return err
 	}
+	s.paced.Lock()
+	time.Sleep(s.pace)
+	s.paced.Unlock()
 	s.n.Add(1)
 	return nil
 }

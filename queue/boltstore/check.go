@@ -137,21 +137,16 @@ func (rep *CheckReport) checkRecords(tx *bolt.Tx) {
 		return nil
 	})
 	sched, live, finished := tx.Bucket(bucketSched), tx.Bucket(bucketLive), tx.Bucket(bucketFinished)
-	bodies := tx.Bucket(bucketBodies).Cursor()
-	bk, bv := bodies.First()
-	// skipChunks moves past the chunks of ids before id, reporting those
+	bodies := newBodyCursor(tx)
+	// skipChunks moves past the bodies of ids before id, reporting those
 	// that belong to no record (and not to one set aside).
 	skipChunks := func(id ID) {
-		var orphan ID
-		for ; bk != nil && len(bk) == idLen+4 && ID(bk[:idLen]) < id; bk, bv = bodies.Next() {
-			if o := ID(bk[:idLen]); o != orphan && !setAside[o] {
-				orphan = o
+		for o, ok := bodies.id(); ok && o < id; o, ok = bodies.id() {
+			n, _ := bodies.take(rep)
+			if !setAside[o] {
 				rep.problem("message %s: body chunks without a record", o)
 			}
-			rep.Chunks++
-		}
-		for ; bk != nil && len(bk) != idLen+4; bk, bv = bodies.Next() {
-			rep.problem("body chunk key %x is not an id and a chunk number", bk)
+			rep.Chunks += n
 		}
 	}
 	wantSched, wantLive, wantFinished := 0, 0, 0
@@ -160,16 +155,11 @@ func (rep *CheckReport) checkRecords(tx *bolt.Tx) {
 		rep.Messages++
 		skipChunks(id)
 		n, size := 0, int64(0)
-		for ; bk != nil && len(bk) == idLen+4 && ID(bk[:idLen]) == id; bk, bv = bodies.Next() {
-			if c := binary.BigEndian.Uint32(bk[idLen:]); c != uint32(n) {
-				rep.problem("message %s: body chunk %d missing (next stored is %d)", id, n, c)
-				n = int(c)
-			}
-			n++
-			size += int64(len(bv))
-			rep.Chunks++
-			rep.BodyBytes += int64(len(bv))
+		if o, ok := bodies.id(); ok && o == id {
+			n, size = bodies.take(rep)
 		}
+		rep.Chunks += n
+		rep.BodyBytes += size
 		if !validID(id) {
 			rep.problem("record key %q is not a queue id", string(k))
 			return nil
@@ -244,3 +234,70 @@ func (rep *CheckReport) extraEntries(name string, b *bolt.Bucket, have, want int
 }
 
 func bucketLen(b *bolt.Bucket) int { return b.Stats().KeyN }
+
+// bodyCursor walks the bodies bucket one message at a time, in id order,
+// whether a body is in a bucket of its own or, written before those,
+// directly in bodies (bodies.go). Malformed keys are reported and skipped.
+type bodyCursor struct {
+	bodies *bolt.Bucket
+	c      *bolt.Cursor
+	k, v   []byte
+	rep    *CheckReport
+}
+
+func newBodyCursor(tx *bolt.Tx) *bodyCursor {
+	b := &bodyCursor{bodies: tx.Bucket(bucketBodies)}
+	b.c = b.bodies.Cursor()
+	b.k, b.v = b.c.First()
+	return b
+}
+
+// id is the id of the body at the cursor; false past the last.
+func (b *bodyCursor) id() (ID, bool) {
+	if b.k == nil {
+		return "", false
+	}
+	return ID(b.k[:min(len(b.k), idLen)]), true
+}
+
+// take moves past the body at the cursor and returns its chunk count and
+// size, reporting chunks missing from the sequence and malformed keys.
+func (b *bodyCursor) take(rep *CheckReport) (n int, size int64) {
+	id, _ := b.id()
+	count := func(k, v []byte) {
+		if len(k) != idLen+4 || ID(k[:idLen]) != id {
+			rep.problem("message %s: body chunk key %x is not its id and a chunk number", id, k)
+			return
+		}
+		if c := binary.BigEndian.Uint32(k[idLen:]); c != uint32(n) {
+			rep.problem("message %s: body chunk %d missing (next stored is %d)", id, n, c)
+			n = int(c)
+		}
+		n++
+		size += int64(len(v))
+	}
+	for b.k != nil && ID(b.k[:min(len(b.k), idLen)]) == id {
+		switch {
+		case len(b.k) == idLen && b.v == nil: // the body's own bucket
+			sub := b.bodies.Bucket(b.k)
+			if sub == nil {
+				rep.problem("message %s: body entry is neither a bucket nor a chunk", id)
+				break
+			}
+			sub.ForEach(func(k, v []byte) error {
+				if v == nil {
+					rep.problem("message %s: a bucket %x inside its body's bucket", id, k)
+					return nil
+				}
+				count(k, v)
+				return nil
+			})
+		case len(b.k) == idLen+4 && b.v != nil:
+			count(b.k, b.v)
+		default:
+			rep.problem("body key %x is not an id and a chunk number", b.k)
+		}
+		b.k, b.v = b.c.Next()
+	}
+	return n, size
+}

@@ -45,7 +45,7 @@ func TestCheckFileFindsEachInconsistency(t *testing.T) {
 		damage func(tx *bolt.Tx, ids []ID) error
 		want   string
 	}{
-		{"missing chunk", func(tx *bolt.Tx, ids []ID) error { return tx.Bucket(bucketBodies).Delete(chunkKey(ids[3], 1)) }, "body incomplete: 1 chunks"},
+		{"missing chunk", func(tx *bolt.Tx, ids []ID) error { return bodyBucket(tx, ids[3]).Delete(chunkKey(ids[3], 1)) }, "body incomplete: 1 chunks"},
 		{"orphan chunk", func(tx *bolt.Tx, ids []ID) error {
 			return tx.Bucket(bucketBodies).Put(chunkKey(formatID(999), 0), []byte("x"))
 		}, "message 00000000000003e7: body chunks without a record"},
@@ -103,7 +103,7 @@ func TestSalvageCopiesReadableMessages(t *testing.T) {
 	victim := formatID(12)
 	ts.Store.Close()
 	db, _ := bolt.Open(ts.path, 0o600, nil)
-	db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBodies).Delete(chunkKey(victim, 0)) })
+	db.Update(func(tx *bolt.Tx) error { return bodyBucket(tx, victim).Delete(chunkKey(victim, 0)) })
 	db.Close()
 	// Rewritten afresh, so no freed page still holds the chunk: salvage
 	// reads the pages for what the tree lacks, and would find it there.

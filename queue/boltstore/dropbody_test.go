@@ -13,9 +13,11 @@ func chunksStored(t *testing.T, s *Store, id ID) int {
 	t.Helper()
 	n := 0
 	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketBodies).Cursor()
+		c := bodyBucket(tx, id).Cursor()
 		for k, _ := c.Seek([]byte(id)); k != nil && strings.HasPrefix(string(k), string(id)); k, _ = c.Next() {
-			n++
+			if len(k) == idLen+4 {
+				n++
+			}
 		}
 		return nil
 	})

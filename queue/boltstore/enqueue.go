@@ -287,7 +287,7 @@ func (b *bodyReader) load() error {
 		return nil
 	}
 	err := b.s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketBodies).Get(chunkKey(b.id, uint32(b.next)))
+		v := bodyChunk(tx, b.id, b.next)
 		if v == nil {
 			return fmt.Errorf("queue: body of %s: chunk %d is gone (message deleted or purged while being read)", b.id, b.next)
 		}

@@ -91,13 +91,3 @@ func (s *Store) abandonPending(id ID) {
 		return tx.Bucket(bucketPending).Delete([]byte(id))
 	})
 }
-
-func putChunks(tx *bolt.Tx, id ID, first int, chunks [][]byte) error {
-	bodies := tx.Bucket(bucketBodies)
-	for n, c := range chunks {
-		if err := bodies.Put(chunkKey(id, uint32(first+n)), c); err != nil {
-			return fmt.Errorf("queue: store body of %s: %w", id, err)
-		}
-	}
-	return nil
-}

@@ -248,17 +248,6 @@ func remove(tx *bolt.Tx, r *record, d *delta) error {
 	return nil
 }
 
-func deleteBody(tx *bolt.Tx, id ID) error {
-	c := tx.Bucket(bucketBodies).Cursor()
-	prefix := []byte(id)
-	for k, _ := c.Seek(prefix); k != nil && len(k) == len(prefix)+4 && string(k[:len(prefix)]) == string(id); k, _ = c.Seek(prefix) {
-		if err := c.Delete(); err != nil {
-			return fmt.Errorf("queue: delete body of %s: %w", id, err)
-		}
-	}
-	return nil
-}
-
 // liveArrivalLen is the length of the arrival time that starts each value
 // of the live index.
 const liveArrivalLen = 8

@@ -403,7 +403,7 @@ func checkRecord(tx *bolt.Tx, id ID, v []byte) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := tx.Bucket(bucketBodies).Cursor()
+	c := bodyBucket(tx, id).Cursor()
 	var n int
 	var size int64
 	prefix := []byte(id)

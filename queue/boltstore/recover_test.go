@@ -59,7 +59,7 @@ func testDamagedRecordsAreSetAside(t *testing.T, rebuild bool) {
 		if err := tx.Bucket(bucketMsgs).Put([]byte(garbage), []byte("{not json")); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketBodies).Delete(chunkKey(noBody, 1)); err != nil {
+		if err := bodyBucket(tx, noBody).Delete(chunkKey(noBody, 1)); err != nil {
 			return err
 		}
 		v := tx.Bucket(bucketMsgs).Get([]byte(wrongID))

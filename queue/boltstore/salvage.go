@@ -352,10 +352,9 @@ func readSalvage(db *bolt.DB, id ID) (m *salvaged, lost *Lost) {
 				return err
 			}
 			m = &salvaged{rec: r}
-			bodies := tx.Bucket(bucketBodies)
 			var size int64
 			for n := 0; n < r.Chunks; n++ {
-				c := bodies.Get(chunkKey(id, uint32(n)))
+				c := bodyChunk(tx, id, n)
 				if c == nil {
 					return fmt.Errorf("body chunk %d of %d is missing", n, r.Chunks)
 				}
@@ -437,12 +436,9 @@ func (s *Store) restore(batch []salvaged, seq uint64) error {
 				return err
 			}
 		}
-		bodies := tx.Bucket(bucketBodies)
 		for _, m := range batch {
-			for n, c := range m.chunks {
-				if err := bodies.Put(chunkKey(m.rec.ID, uint32(n)), c); err != nil {
-					return err
-				}
+			if err := putChunks(tx, m.rec.ID, 0, m.chunks); err != nil {
+				return err
 			}
 			if err := putRecord(tx, m.rec); err != nil {
 				return err

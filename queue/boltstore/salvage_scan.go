@@ -62,19 +62,44 @@ func scanLeaves(path string) (*loosePages, error) {
 				continue
 			}
 		}
-		for i := range count {
-			off := pageHeaderSize + i*pageElementSize
-			flags, pos := le.Uint32(page[off:]), int(le.Uint32(page[off+4:]))
-			ks, vs := int(le.Uint32(page[off+8:])), int(le.Uint32(page[off+12:]))
-			start := off + pos
-			if flags != 0 || pos < 0 || ks < 0 || vs < 0 || start+ks+vs > len(page) || start+ks+vs < start {
-				continue
-			}
-			lp.add(page[start:start+ks], page[start+ks:start+ks+vs], id*ps+int64(start+ks))
-		}
+		lp.addLeaf(page, count, id*ps, 0)
 		id += overflow // the overflow pages belong to this one
 	}
 	return lp, nil
+}
+
+// bucketHeaderSize is the size of a bucket's header in its parent's leaf
+// (root page id, sequence); an inline bucket's page follows it.
+const bucketHeaderSize = 16
+
+// addLeaf adds the elements of a leaf page, page, with count elements,
+// that starts at offset at in the file. A small bucket is stored inline,
+// its leaf page inside its parent's element (a small body's own bucket,
+// bodies.go): its elements are read too, depth levels down.
+func (lp *loosePages) addLeaf(page []byte, count int, at int64, depth int) {
+	le := binary.LittleEndian
+	if pageHeaderSize+count*pageElementSize > len(page) {
+		return
+	}
+	for i := range count {
+		off := pageHeaderSize + i*pageElementSize
+		flags, pos := le.Uint32(page[off:]), int(le.Uint32(page[off+4:]))
+		ks, vs := int(le.Uint32(page[off+8:])), int(le.Uint32(page[off+12:]))
+		start := off + pos
+		if pos < 0 || ks < 0 || vs < 0 || start+ks+vs > len(page) || start+ks+vs < start {
+			continue
+		}
+		value := page[start+ks : start+ks+vs]
+		switch {
+		case flags == 0:
+			lp.add(page[start:start+ks], value, at+int64(start+ks))
+		case flags == flagBucketEntry && depth < 2 && len(value) >= bucketHeaderSize+pageHeaderSize && le.Uint64(value) == 0:
+			inline := value[bucketHeaderSize:]
+			if le.Uint16(inline[8:]) == flagLeaf {
+				lp.addLeaf(inline, int(le.Uint16(inline[10:])), at+int64(start+ks+bucketHeaderSize), depth+1)
+			}
+		}
+	}
 }
 
 func (lp *loosePages) add(key, value []byte, valueAt int64) {

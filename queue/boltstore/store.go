@@ -4,7 +4,8 @@ package boltstore
 // order is the order we need:
 //
 //	msgs     id → JSON record (Message + lease/index bookkeeping)
-//	bodies   id ‖ uint32 chunk number → up to bodyChunkSize bytes
+//	bodies   id → a bucket of the body's chunks: id ‖ uint32 chunk number →
+//	         up to bodyChunkSize bytes (older files: the chunks directly; bodies.go)
 //	sched    uint64 next-attempt ns ‖ id → "" (only live, not held, not leased)
 //	live     id → uint64 arrival ns (every message not done; gives OldestAge)
 //	finished uint64 finished ns ‖ id → "" (done messages, for Purge)
