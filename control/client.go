@@ -257,11 +257,7 @@ func (c *Client) ActionRequest(ctx context.Context, command string, req ActionRe
 // Enqueue streams a message to the daemon; the id comes back only once the
 // message is durable. source is "control" or "sendmail".
 func (c *Client) Enqueue(ctx context.Context, env queue.Envelope, body io.Reader, source string) (queue.ID, error) {
-	line, err := json.Marshal(env)
-	if err != nil {
-		return "", err
-	}
-	line = append(line, '\n')
+	line := append(appendEnvelope(nil, env), '\n')
 	var r EnqueueReply
 	path := APIPrefix + "enqueue?source=" + url.QueryEscape(source)
 	resp, err := c.send(ctx, "POST", path, filledReads{io.MultiReader(bytes.NewReader(line), body)}, -1)

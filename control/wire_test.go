@@ -114,6 +114,7 @@ func FuzzChunkedReader(f *testing.F) {
 	f.Add([]byte("ffffffffffffffff\r\n"), []byte(""), uint8(1))
 	f.Add([]byte("1;ext\r\nx\r\n0\r\nMailq-Error: x\r\n\r\n"), []byte(strings.Repeat("y", 300)), uint8(0))
 	f.Fuzz(func(t *testing.T, raw, data []byte, size uint8) {
+		raw, data = raw[:min(len(raw), 4096)], data[:min(len(data), 4096)]
 		var trailer textproto.MIMEHeader
 		r := &chunkedReader{br: bufio.NewReader(bytes.NewReader(raw)), trailer: &trailer}
 		got, _ := io.ReadAll(r)
