@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 )
@@ -14,19 +13,19 @@ import (
 // either a complete snapshot or not there. Mode 0600: it holds every
 // message.
 func (c *Client) Backup(ctx context.Context, path string) (int64, error) {
-	resp, err := c.send(ctx, http.MethodGet, APIPrefix+"backup", nil)
+	resp, err := c.send(ctx, "GET", APIPrefix+"backup", nil, 0)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer resp.Close()
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-")
 	if err != nil {
 		return 0, fmt.Errorf("backup: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
-	n, err := io.Copy(tmp, resp.Body)
+	n, err := io.Copy(tmp, resp)
 	if err == nil {
-		if msg := resp.Trailer.Get(ErrorTrailer); msg != "" {
+		if msg := resp.Trailer(ErrorTrailer); msg != "" {
 			err = fmt.Errorf("the daemon could not finish the snapshot: %s", msg)
 		}
 	}

@@ -9,11 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
-	"time"
 
 	"mailq/queue"
 )
@@ -31,13 +29,14 @@ type APIError struct {
 
 func (e *APIError) Error() string { return e.Message }
 
-// Client calls the control API over a unix socket.
+// Client calls the control API over a unix socket (wire.go).
 type Client struct {
 	socket string
-	http   *http.Client
-	// dial opens a connection of its own for Enqueue; nil: Enqueue goes
-	// through http like every other request.
+	// dial opens a connection for one request; unused when shared is set.
 	dial func(ctx context.Context) (net.Conn, error)
+	// shared holds the one connection of NewConnClient between requests
+	// (nil once it broke).
+	shared chan *conn
 }
 
 // NewClient returns a client for the daemon listening on socketPath.
@@ -50,12 +49,7 @@ func NewClient(socketPath string) *Client {
 		}
 		return c, nil
 	}
-	tr := &http.Transport{
-		DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	return &Client{socket: socketPath, http: &http.Client{Transport: tr}, dial: dial}
+	return &Client{socket: socketPath, dial: dial}
 }
 
 type unreachableError struct {
@@ -74,56 +68,60 @@ func (e *unreachableError) Is(target error) bool { return target == ErrUnreachab
 func (e *unreachableError) Unwrap() error        { return e.err }
 
 // do sends a request and decodes a 2xx JSON answer into out (when non-nil).
-func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) error {
-	resp, err := c.send(ctx, method, path, body)
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	resp, err := c.send(ctx, method, path, r, int64(len(body)))
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer resp.Close()
 	if out == nil {
-		io.Copy(io.Discard, resp.Body)
+		if _, err := io.Copy(io.Discard, resp); err != nil {
+			return fmt.Errorf("reading the daemon's answer to %s %s: %w", method, path, err)
+		}
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if err := json.NewDecoder(resp).Decode(out); err != nil {
 		return fmt.Errorf("reading the daemon's answer to %s %s: %w", method, path, err)
 	}
+	io.Copy(io.Discard, resp) // the rest (a newline), so the connection may be reused
 	return nil
 }
 
-// send returns a response with a 2xx status; other statuses become *APIError.
-func (c *Client) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://mailq"+path, body)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http.Do(req)
+// send returns an answer with a 2xx status; other statuses become
+// *APIError. length is body's (-1: unknown, sent chunked).
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, length int64) (*response, error) {
+	resp, err := c.roundTrip(ctx, method, path, body, length)
 	if err != nil {
 		var ue *unreachableError
 		if errors.As(err, &ue) {
 			return nil, ue
 		}
-		return nil, fmt.Errorf("control request %s %s: %w", method, path, err)
+		return nil, err
 	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
+	if resp.status/100 != 2 {
+		defer resp.Close()
 		return nil, apiError(resp)
 	}
 	return resp, nil
 }
 
 // apiError reads a refusal or failure the daemon answered with.
-func apiError(resp *http.Response) *APIError {
+func apiError(resp *response) *APIError {
 	var er ErrorReply
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	data, _ := io.ReadAll(io.LimitReader(resp, 64<<10))
 	if json.Unmarshal(data, &er) != nil || er.Error == "" {
-		er.Error = fmt.Sprintf("daemon answered %s: %s", resp.Status, strings.TrimSpace(string(data)))
+		er.Error = fmt.Sprintf("daemon answered %s: %s", resp.line, strings.TrimSpace(string(data)))
 	}
-	return &APIError{Status: resp.StatusCode, Message: er.Error}
+	return &APIError{Status: resp.status, Message: er.Error}
 }
 
 // Ping checks that the daemon answers and lets this user in.
 func (c *Client) Ping(ctx context.Context) error {
-	return c.do(ctx, http.MethodGet, APIPrefix+"ping", nil, nil)
+	return c.do(ctx, "GET", APIPrefix+"ping", nil, nil)
 }
 
 // List streams the messages matching f to fn, in id order.
@@ -161,12 +159,12 @@ func (c *Client) ListLines(ctx context.Context, sel Selection, fn func(line []by
 	set("to", sel.To)
 	set("older", sel.Older)
 	set("message_id", sel.MessageID)
-	resp, err := c.send(ctx, http.MethodGet, APIPrefix+"messages?"+q.Encode(), nil)
+	resp, err := c.send(ctx, "GET", APIPrefix+"messages?"+q.Encode(), nil, 0)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	defer resp.Close()
+	sc := bufio.NewScanner(resp)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
 	for sc.Scan() {
 		if err := fn(sc.Bytes()); err != nil {
@@ -176,8 +174,8 @@ func (c *Client) ListLines(ctx context.Context, sel Selection, fn func(line []by
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("reading the message list: %w", err)
 	}
-	if msg := resp.Trailer.Get(ErrorTrailer); msg != "" {
-		return &APIError{Status: http.StatusInternalServerError, Message: "the list is incomplete: " + msg}
+	if msg := resp.Trailer(ErrorTrailer); msg != "" {
+		return &APIError{Status: 500, Message: "the list is incomplete: " + msg}
 	}
 	return nil
 }
@@ -185,7 +183,7 @@ func (c *Client) ListLines(ctx context.Context, sel Selection, fn func(line []by
 // Show returns one message with its attempts and header summary.
 func (c *Client) Show(ctx context.Context, id queue.ID) (*ShowReply, error) {
 	r := &ShowReply{Message: &queue.Message{}}
-	if err := c.do(ctx, http.MethodGet, APIPrefix+"messages/"+url.PathEscape(string(id)), nil, r); err != nil {
+	if err := c.do(ctx, "GET", APIPrefix+"messages/"+url.PathEscape(string(id)), nil, r); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -194,7 +192,7 @@ func (c *Client) Show(ctx context.Context, id queue.ID) (*ShowReply, error) {
 // Body streams the stored message id as it will be sent; the caller closes
 // it. An error the daemon met after the stream began is returned at EOF.
 func (c *Client) Body(ctx context.Context, id queue.ID) (io.ReadCloser, error) {
-	resp, err := c.send(ctx, http.MethodGet, APIPrefix+"messages/"+url.PathEscape(string(id))+"/body", nil)
+	resp, err := c.send(ctx, "GET", APIPrefix+"messages/"+url.PathEscape(string(id))+"/body", nil, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -203,39 +201,39 @@ func (c *Client) Body(ctx context.Context, id queue.ID) (io.ReadCloser, error) {
 
 // trailerChecked turns the error trailer of a streamed answer into the
 // error of its last Read.
-type trailerChecked struct{ resp *http.Response }
+type trailerChecked struct{ resp *response }
 
 func (t *trailerChecked) Read(p []byte) (int, error) {
-	n, err := t.resp.Body.Read(p)
+	n, err := t.resp.Read(p)
 	if errors.Is(err, io.EOF) {
-		if msg := t.resp.Trailer.Get(ErrorTrailer); msg != "" {
-			return n, &APIError{Status: http.StatusInternalServerError, Message: "the message is incomplete: " + msg}
+		if msg := t.resp.Trailer(ErrorTrailer); msg != "" {
+			return n, &APIError{Status: 500, Message: "the message is incomplete: " + msg}
 		}
 	}
 	return n, err
 }
 
-func (t *trailerChecked) Close() error { return t.resp.Body.Close() }
+func (t *trailerChecked) Close() error { return t.resp.Close() }
 
 // Summary counts the recipients still to do by domain, sender or route,
 // and by age (qshape).
 func (c *Client) Summary(ctx context.Context, by string) (Summary, error) {
 	var s Summary
-	err := c.do(ctx, http.MethodGet, APIPrefix+"summary?by="+url.QueryEscape(by), nil, &s)
+	err := c.do(ctx, "GET", APIPrefix+"summary?by="+url.QueryEscape(by), nil, &s)
 	return s, err
 }
 
 // Stats returns the queue's counters.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
-	err := c.do(ctx, http.MethodGet, APIPrefix+"stats", nil, &st)
+	err := c.do(ctx, "GET", APIPrefix+"stats", nil, &st)
 	return st, err
 }
 
 // Flush makes every deferred message due now and returns how many.
 func (c *Client) Flush(ctx context.Context) (int, error) {
 	var r ActionReply
-	err := c.do(ctx, http.MethodPost, APIPrefix+"flush", nil, &r)
+	err := c.do(ctx, "POST", APIPrefix+"flush", nil, &r)
 	return r.Count, err
 }
 
@@ -252,28 +250,23 @@ func (c *Client) ActionRequest(ctx context.Context, command string, req ActionRe
 	if err != nil {
 		return r, err
 	}
-	err = c.do(ctx, http.MethodPost, APIPrefix+url.PathEscape(command), bytes.NewReader(data), &r)
+	err = c.do(ctx, "POST", APIPrefix+url.PathEscape(command), data, &r)
 	return r, err
 }
 
 // Enqueue streams a message to the daemon; the id comes back only once the
 // message is durable. source is "control" or "sendmail".
 func (c *Client) Enqueue(ctx context.Context, env queue.Envelope, body io.Reader, source string) (queue.ID, error) {
-	line, err := json.Marshal(env)
-	if err != nil {
-		return "", err
-	}
-	line = append(line, '\n')
+	line := append(appendEnvelope(nil, env), '\n')
 	var r EnqueueReply
 	path := APIPrefix + "enqueue?source=" + url.QueryEscape(source)
-	send := filledReads{io.MultiReader(bytes.NewReader(line), body)}
-	if c.dial == nil {
-		err = c.do(ctx, http.MethodPost, path, send, &r)
-	} else {
-		err = c.exchange(ctx, http.MethodPost, path, send, &r)
-	}
+	resp, err := c.send(ctx, "POST", path, filledReads{io.MultiReader(bytes.NewReader(line), body)}, -1)
 	if err != nil {
 		return "", err
+	}
+	defer resp.Close()
+	if err := json.NewDecoder(resp).Decode(&r); err != nil {
+		return "", fmt.Errorf("reading the daemon's answer to enqueue: %w", err)
 	}
 	if r.ID == "" {
 		return "", errors.New("the daemon answered enqueue without an id")
@@ -300,43 +293,4 @@ func (f filledReads) Read(p []byte) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// exchange is do on a connection of its own, without the transport's
-// pool and its goroutines: sendmail makes this one request and exits, and
-// on a busy machine every goroutine that wakes a thread costs it time. The
-// answer is read while the request is written, since the daemon may refuse
-// a message before it has all of it.
-func (c *Client) exchange(ctx context.Context, method, path string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://mailq"+path, body)
-	if err != nil {
-		return err
-	}
-	conn, err := c.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	wrote := make(chan error, 1)
-	go func() { wrote <- req.Write(conn) }()
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-	if err != nil {
-		if werr := <-wrote; werr != nil {
-			err = werr // the daemon went away while the message was being sent
-		}
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		return fmt.Errorf("control request %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return apiError(resp)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("reading the daemon's answer to %s %s: %w", method, path, err)
-	}
-	return nil
 }

@@ -2,12 +2,10 @@ package control
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 
@@ -33,12 +31,12 @@ func (c *Client) Events(ctx context.Context, q EventsQuery, fn func(events.Event
 	if q.Follow {
 		v.Set("follow", "1")
 	}
-	resp, err := c.send(ctx, http.MethodGet, APIPrefix+"events?"+v.Encode(), nil)
+	resp, err := c.send(ctx, "GET", APIPrefix+"events?"+v.Encode(), nil, 0)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	defer resp.Close()
+	sc := bufio.NewScanner(resp)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	for sc.Scan() {
 		var e events.Event
@@ -52,8 +50,8 @@ func (c *Client) Events(ctx context.Context, q EventsQuery, fn func(events.Event
 	if err := sc.Err(); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("reading the event stream: %w", err)
 	}
-	if msg := resp.Trailer.Get(ErrorTrailer); msg != "" {
-		return &APIError{Status: http.StatusInternalServerError, Message: "the event stream broke off: " + msg}
+	if msg := resp.Trailer(ErrorTrailer); msg != "" {
+		return &APIError{Status: 500, Message: "the event stream broke off: " + msg}
 	}
 	return nil
 }
@@ -61,18 +59,18 @@ func (c *Client) Events(ctx context.Context, q EventsQuery, fn func(events.Event
 // Webhooks returns every webhook's state.
 func (c *Client) Webhooks(ctx context.Context) ([]events.WebhookStatus, error) {
 	var out []events.WebhookStatus
-	err := c.do(ctx, http.MethodGet, APIPrefix+"webhooks", nil, &out)
+	err := c.do(ctx, "GET", APIPrefix+"webhooks", nil, &out)
 	return out, err
 }
 
 // SuppressionList streams the entries in force.
 func (c *Client) SuppressionList(ctx context.Context, fn func(SuppressionEntry) error) error {
-	resp, err := c.send(ctx, http.MethodGet, APIPrefix+"suppression", nil)
+	resp, err := c.send(ctx, "GET", APIPrefix+"suppression", nil, 0)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
+	defer resp.Close()
+	dec := json.NewDecoder(resp)
 	for {
 		var e SuppressionEntry
 		if err := dec.Decode(&e); err == io.EOF {
@@ -84,8 +82,8 @@ func (c *Client) SuppressionList(ctx context.Context, fn func(SuppressionEntry) 
 			return err
 		}
 	}
-	if msg := resp.Trailer.Get(ErrorTrailer); msg != "" {
-		return &APIError{Status: http.StatusInternalServerError, Message: "the list is incomplete: " + msg}
+	if msg := resp.Trailer(ErrorTrailer); msg != "" {
+		return &APIError{Status: 500, Message: "the list is incomplete: " + msg}
 	}
 	return nil
 }
@@ -93,7 +91,7 @@ func (c *Client) SuppressionList(ctx context.Context, fn func(SuppressionEntry) 
 // SuppressionCheck returns the entry for addr; a 404 *APIError when none.
 func (c *Client) SuppressionCheck(ctx context.Context, addr string) (SuppressionEntry, error) {
 	var e SuppressionEntry
-	err := c.do(ctx, http.MethodGet, APIPrefix+"suppression/"+url.PathEscape(addr), nil, &e)
+	err := c.do(ctx, "GET", APIPrefix+"suppression/"+url.PathEscape(addr), nil, &e)
 	return e, err
 }
 
@@ -101,11 +99,11 @@ func (c *Client) SuppressionCheck(ctx context.Context, addr string) (Suppression
 func (c *Client) SuppressionAdd(ctx context.Context, addr, reason string) (SuppressionEntry, error) {
 	body, _ := json.Marshal(SuppressionAdd{Address: addr, Reason: reason})
 	var e SuppressionEntry
-	err := c.do(ctx, http.MethodPost, APIPrefix+"suppression", bytes.NewReader(body), &e)
+	err := c.do(ctx, "POST", APIPrefix+"suppression", body, &e)
 	return e, err
 }
 
 // SuppressionRemove takes addr off the list; a 404 *APIError when it was not on it.
 func (c *Client) SuppressionRemove(ctx context.Context, addr string) error {
-	return c.do(ctx, http.MethodDelete, APIPrefix+"suppression/"+url.PathEscape(addr), nil, nil)
+	return c.do(ctx, "DELETE", APIPrefix+"suppression/"+url.PathEscape(addr), nil, nil)
 }

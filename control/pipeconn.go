@@ -1,12 +1,10 @@
 package control
 
 import (
-	"context"
+	"bufio"
 	"errors"
 	"io"
 	"net"
-	"net/http"
-	"sync"
 	"time"
 )
 
@@ -47,17 +45,8 @@ func (pipeAddr) String() string  { return "pipe" }
 // NewConnClient returns a client whose requests all go, one after
 // another, over conn (e.g. a PipeConn to `mailq read-queue`); name says in
 // errors what it talks to. The caller closes conn when done.
-func NewConnClient(name string, conn net.Conn) *Client {
-	var once sync.Once
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			dialed := errors.New("the connection to " + name + " is closed")
-			c := net.Conn(nil)
-			once.Do(func() { c, dialed = conn, nil })
-			return c, dialed
-		},
-		MaxConnsPerHost:    1, // the one connection: requests wait for it
-		DisableCompression: true,
-	}
-	return &Client{socket: name, http: &http.Client{Transport: tr}}
+func NewConnClient(name string, nc net.Conn) *Client {
+	shared := make(chan *conn, 1)
+	shared <- &conn{Conn: nc, br: bufio.NewReaderSize(nc, 32<<10)}
+	return &Client{socket: name, shared: shared}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -165,7 +164,7 @@ func (a *app) cmdSuppression(args []string) error {
 	case "check":
 		e, err := c.SuppressionCheck(ctx, rest[0])
 		var ae *control.APIError
-		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		if errors.As(err, &ae) && ae.Status == 404 {
 			if *asJSON {
 				fmt.Fprintln(a.stdout, "null")
 			} else {

@@ -115,27 +115,32 @@ func Read(path string) (Client, error) {
 	if path == "" {
 		return c, nil
 	}
-	text, err := os.ReadFile(path)
+	text, err := readFile(path)
 	if err != nil {
 		return c, fmt.Errorf("config: cannot read %s: %w", path, err)
 	}
-	var k clientKeys
-	md, err := toml.Decode(string(text), &k)
-	if err != nil {
-		return c, fmt.Errorf("%s: config: %w", path, err)
+	k, defined, _, ok := quickKeys(string(text))
+	isDefined := func(key ...string) bool { return defined[strings.Join(key, ".")] }
+	if !ok {
+		k = clientKeys{}
+		md, err := toml.Decode(string(text), &k)
+		if err != nil {
+			return c, fmt.Errorf("%s: config: %w", path, err)
+		}
+		isDefined = md.IsDefined
 	}
 	// The checks package config applies to these keys, in its words.
 	bad := func(format string, a ...any) (Client, error) {
 		return c, fmt.Errorf("%s: config: "+format, append([]any{path}, a...)...)
 	}
 	switch {
-	case md.IsDefined("hostname") && (k.Hostname == "" || strings.ContainsAny(k.Hostname, " \t\r\n")):
+	case isDefined("hostname") && (k.Hostname == "" || strings.ContainsAny(k.Hostname, " \t\r\n")):
 		return bad("key \"hostname\" must be a host name without spaces, got %q", k.Hostname)
-	case md.IsDefined("control", "socket") && k.Control.Socket == "":
+	case isDefined("control", "socket") && k.Control.Socket == "":
 		return bad("[control]: key \"socket\" must not be empty")
-	case md.IsDefined("maildrop", "dir") && k.Maildrop.Dir == "":
+	case isDefined("maildrop", "dir") && k.Maildrop.Dir == "":
 		return bad("[maildrop]: key \"dir\" must not be empty")
-	case md.IsDefined("queue", "backend") && k.Queue.Backend != "bbolt" && k.Queue.Backend != "postgres":
+	case isDefined("queue", "backend") && k.Queue.Backend != "bbolt" && k.Queue.Backend != "postgres":
 		return bad("[queue]: key \"backend\" must be \"bbolt\" or \"postgres\", got %q", k.Queue.Backend)
 	}
 	c = k.clientFile.over(c)
@@ -150,20 +155,24 @@ func Read(path string) (Client, error) {
 func LoadFallback(configPath string) (Client, error) {
 	c := Client{Socket: SystemSocket, Maildrop: SystemMaildrop, Source: "built-in defaults"}
 	path := filepath.Join(filepath.Dir(configPath), FileName)
-	text, err := os.ReadFile(path)
+	text, err := readFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
 	}
 	if err != nil {
 		return c, fmt.Errorf("config: cannot read %s: %w (it must be readable by every user: chmod 0644)", path, err)
 	}
-	var f clientFile
-	md, err := toml.Decode(string(text), &f)
-	if err != nil {
-		return c, fmt.Errorf("config: %s: %w", path, err)
-	}
-	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		return c, fmt.Errorf("config: %s: key %q is not a client setting (only hostname, [control] socket and [maildrop] dir belong here; secrets never do)", path, undecoded[0].String())
+	k, _, onlyClient, ok := quickKeys(string(text))
+	f := k.clientFile
+	if !ok || !onlyClient {
+		f = clientFile{}
+		md, err := toml.Decode(string(text), &f)
+		if err != nil {
+			return c, fmt.Errorf("config: %s: %w", path, err)
+		}
+		if undecoded := md.Undecoded(); len(undecoded) > 0 {
+			return c, fmt.Errorf("config: %s: key %q is not a client setting (only hostname, [control] socket and [maildrop] dir belong here; secrets never do)", path, undecoded[0].String())
+		}
 	}
 	c = f.over(c)
 	c.Source = path
