@@ -119,16 +119,12 @@ func Read(path string) (Client, error) {
 	if err != nil {
 		return c, fmt.Errorf("config: cannot read %s: %w", path, err)
 	}
-	k, defined, _, ok := quickKeys(string(text))
-	isDefined := func(key ...string) bool { return defined[strings.Join(key, ".")] }
-	if !ok {
-		k = clientKeys{}
-		md, err := toml.Decode(string(text), &k)
-		if err != nil {
-			return c, fmt.Errorf("%s: config: %w", path, err)
-		}
-		isDefined = md.IsDefined
+	var k clientKeys
+	md, err := toml.Decode(string(text), &k)
+	if err != nil {
+		return c, fmt.Errorf("%s: config: %w", path, err)
 	}
+	isDefined := md.IsDefined
 	// The checks package config applies to these keys, in its words.
 	bad := func(format string, a ...any) (Client, error) {
 		return c, fmt.Errorf("%s: config: "+format, append([]any{path}, a...)...)
@@ -162,17 +158,13 @@ func LoadFallback(configPath string) (Client, error) {
 	if err != nil {
 		return c, fmt.Errorf("config: cannot read %s: %w (it must be readable by every user: chmod 0644)", path, err)
 	}
-	k, _, onlyClient, ok := quickKeys(string(text))
-	f := k.clientFile
-	if !ok || !onlyClient {
-		f = clientFile{}
-		md, err := toml.Decode(string(text), &f)
-		if err != nil {
-			return c, fmt.Errorf("config: %s: %w", path, err)
-		}
-		if undecoded := md.Undecoded(); len(undecoded) > 0 {
-			return c, fmt.Errorf("config: %s: key %q is not a client setting (only hostname, [control] socket and [maildrop] dir belong here; secrets never do)", path, undecoded[0].String())
-		}
+	var f clientFile
+	md, err := toml.Decode(string(text), &f)
+	if err != nil {
+		return c, fmt.Errorf("config: %s: %w", path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		return c, fmt.Errorf("config: %s: key %q is not a client setting (only hostname, [control] socket and [maildrop] dir belong here; secrets never do)", path, undecoded[0].String())
 	}
 	c = f.over(c)
 	c.Source = path
