@@ -33,18 +33,43 @@ const trimGrowth = 16 << 20
 // busyTrimmer decides when the mapping has grown enough to trim again.
 // Only the writer goroutine uses it.
 type busyTrimmer struct {
-	base int64 // resident file-backed bytes just after the last trim
+	base  int64    // resident file-backed bytes just after the last trim
+	statm *os.File // /proc/self/statm, opened at the first look, read with pread
+	buf   [128]byte
 }
 
 // residentFile is the process's resident file-backed memory in bytes:
 // the third field of /proc/self/statm ("shared": RssFile+RssShmem, in
 // pages). It is the store's mapping plus the program's own text, which
 // varies little. ok is false where there is no such file (no trims then).
-func residentFile() (_ int64, ok bool) {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
+// The file stays open and each look is one pread at offset 0 (the kernel
+// writes the figures afresh for a read from the start): os.ReadFile was
+// six system calls after every commit.
+func (t *busyTrimmer) residentFile() (_ int64, ok bool) {
+	if t.statm == nil {
+		f, err := os.Open("/proc/self/statm")
+		if err != nil {
+			return 0, false
+		}
+		t.statm = f
+	}
+	n, err := t.statm.ReadAt(t.buf[:], 0)
+	if n == 0 && err != nil {
 		return 0, false
 	}
+	return parseStatmShared(t.buf[:n])
+}
+
+// close closes the statm file; the writer calls it as it ends.
+func (t *busyTrimmer) close() {
+	if t.statm != nil {
+		t.statm.Close()
+		t.statm = nil
+	}
+}
+
+// parseStatmShared reads the third field of statm's text, in bytes.
+func parseStatmShared(b []byte) (_ int64, ok bool) {
 	f := strings.Fields(string(b))
 	if len(f) < 3 {
 		return 0, false
@@ -58,19 +83,19 @@ func residentFile() (_ int64, ok bool) {
 
 // trimIfGrown trims the mapping when the resident file-backed memory has
 // grown by trimGrowth since the last trim. The writer calls it after each
-// commit (reading statm is three system calls, next to a commit's fsync),
+// commit (reading statm is one system call, next to a commit's fsync),
 // where it cannot wait for a remap (only a commit remaps): the madvise of
 // a few MiB of page table entries takes well under a millisecond, and
 // doing it here rather than in another goroutine keeps the bound even on
 // a loaded machine.
 func (s *Store) trimIfGrown() {
 	t := &s.trimmer
-	r, ok := residentFile()
+	r, ok := t.residentFile()
 	if !ok || r-t.base < trimGrowth {
 		return
 	}
 	s.trim()
-	if r, ok := residentFile(); ok {
+	if r, ok := t.residentFile(); ok {
 		t.base = r
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -148,5 +149,45 @@ func TestBusyQueueKeepsFileMappingSmall(t *testing.T) {
 	if peak.Load() > limitKiB {
 		t.Errorf("while %d messages went through, the mapping of the %d KiB file held up to %d KiB resident; want at most %d KiB",
 			messages, fileKiB, peak.Load(), limitKiB)
+	}
+}
+
+// TestResidentFileReadsFreshFigures: the trimmer keeps /proc/self/statm
+// open and reads it again from offset 0 after every commit; each read must
+// give the figures of that moment, not the first read's. Mapping a file
+// and touching its pages must show in the next read through the same
+// descriptor.
+func TestResidentFileReadsFreshFigures(t *testing.T) {
+	var tr busyTrimmer
+	defer tr.close()
+	before, ok := tr.residentFile()
+	if !ok || before <= 0 {
+		t.Fatalf("residentFile: %d, %v; want the resident file-backed bytes", before, ok)
+	}
+	const size = 16 << 20
+	path := filepath.Join(t.TempDir(), "touched")
+	if err := os.WriteFile(path, make([]byte, size), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(m)
+	var sum byte
+	for i := 0; i < size; i += os.Getpagesize() {
+		sum += m[i]
+	}
+	after, ok := tr.residentFile()
+	if !ok {
+		t.Fatal("second residentFile failed")
+	}
+	if grew := after - before; grew < size/2 {
+		t.Errorf("after touching %d MiB of a file mapping, the second read grew by %d KiB (sum %d): the descriptor gave stale figures", size>>20, grew>>10, sum)
 	}
 }

@@ -42,6 +42,7 @@ func (s *Store) write(bytes int64, fn func(tx *bolt.Tx, d *delta) error) error {
 
 func (s *Store) writeLoop() {
 	defer s.writer.Done()
+	defer s.trimmer.close()
 	for first := range s.reqs {
 		batch := []*writeReq{first}
 		bytes := first.bytes
