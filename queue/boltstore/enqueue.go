@@ -91,7 +91,7 @@ func (s *Store) commitMessage(env Envelope, pendingID ID, chunks int, cr *chunkR
 				return err
 			}
 			id = formatID(seq)
-			if err := putChunks(tx, id, 0, inline); err != nil {
+			if err := putBody(tx, id, inline); err != nil {
 				return err
 			}
 		} else if err := tx.Bucket(bucketPending).Delete([]byte(id)); err != nil {

@@ -437,7 +437,7 @@ func (s *Store) restore(batch []salvaged, seq uint64) error {
 			}
 		}
 		for _, m := range batch {
-			if err := putChunks(tx, m.rec.ID, 0, m.chunks); err != nil {
+			if err := putBody(tx, m.rec.ID, m.chunks); err != nil {
 				return err
 			}
 			if err := putRecord(tx, m.rec); err != nil {
