@@ -53,7 +53,7 @@ func main() {
 	flag.IntVar(&o.largeMessages, "large-messages", 0, "messages of the 100 KiB variant (default messages/5)")
 	flag.IntVar(&o.largeSize, "large-size", 100*1024, "size of the large variant's messages")
 	flag.IntVar(&o.sendmailN, "sendmail", 0, "messages sent by sendmail -t -i, one process each (default messages/10, at most 1000)")
-	bigArg := flag.String("big", "100000", "comma-separated queue lengths for mailq's big-queue figures; 0 for none (1000000 takes ~8 GB of disk)")
+	bigArg := flag.String("big", "100000", "comma-separated queue lengths for mailq's big-queue figures; 0 for none (1000000 takes ~8 GB of disk); none by default when --figures is given")
 	flag.StringVar(&o.dir, "dir", "", "scratch directory on the disk to measure (default: a new one under $TMPDIR or /var/tmp)")
 	flag.StringVar(&o.dumpDir, "dump-dir", "/dev/shm", "where smtp-sink writes its capture files, each removed once counted (a tmpfs, so their writeback does not compete with the fsyncs measured)")
 	flag.DurationVar(&o.drain, "drain-timeout", 10*time.Minute, "how long to wait for all messages of a figure at the sink")
@@ -63,6 +63,11 @@ func main() {
 	smoke := flag.Bool("smoke", false, "a quick check that the command works (CI): 500 messages, 1 run, a 2,000-message big queue")
 	flag.BoolVar(&keepFiles, "keep", false, "keep the scratch directory (logs, queues, the sink's log)")
 	flag.Parse()
+	given := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if given["figures"] && !given["big"] {
+		*bigArg = "0" // a run for some figures wants those, not minutes of filling a big queue
+	}
 	if *smoke {
 		o.messages, o.runs, o.sendmailN = 500, 1, 50
 		*bigArg = "2000"
