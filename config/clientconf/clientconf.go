@@ -115,7 +115,7 @@ func Read(path string) (Client, error) {
 	if path == "" {
 		return c, nil
 	}
-	text, err := readFile(path)
+	text, err := os.ReadFile(path)
 	if err != nil {
 		return c, fmt.Errorf("config: cannot read %s: %w", path, err)
 	}
@@ -151,7 +151,7 @@ func Read(path string) (Client, error) {
 func LoadFallback(configPath string) (Client, error) {
 	c := Client{Socket: SystemSocket, Maildrop: SystemMaildrop, Source: "built-in defaults"}
 	path := filepath.Join(filepath.Dir(configPath), FileName)
-	text, err := readFile(path)
+	text, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
 	}
