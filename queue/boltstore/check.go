@@ -242,7 +242,6 @@ type bodyCursor struct {
 	bodies *bolt.Bucket
 	c      *bolt.Cursor
 	k, v   []byte
-	rep    *CheckReport
 }
 
 func newBodyCursor(tx *bolt.Tx) *bodyCursor {
